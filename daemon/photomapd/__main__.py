@@ -1,0 +1,3 @@
+from photomapd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Where PhotoMap keeps its files, the settings model, and atomic JSON writes.
+
+Paths follow platformdirs (app name `photomap`); each can be replaced by an environment variable so tests and
+second installs point elsewhere: PHOTOMAP_CONFIG_DIR, PHOTOMAP_DATA_DIR, PHOTOMAP_CACHE_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from photomapd.errors import ConfigInvalid
+
+APP_NAME = "photomap"
+DEFAULT_PORT = 8765  # fixed so a running daemon is easy to find; a taken port falls back to a free one
+TOKEN_BYTES = 32
+
+
+# --- paths ----------------------------------------------------------------------------------------------------------
+
+
+def _dir_from_env(env_var: str, default: Path) -> Path:
+    override = os.environ.get(env_var)
+    return Path(override).expanduser() if override else default
+
+
+def config_dir() -> Path:
+    return _dir_from_env("PHOTOMAP_CONFIG_DIR", platformdirs.user_config_path(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    return _dir_from_env("PHOTOMAP_DATA_DIR", platformdirs.user_data_path(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    return _dir_from_env("PHOTOMAP_CACHE_DIR", platformdirs.user_cache_path(APP_NAME, appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.json"
+
+
+def secrets_path() -> Path:
+    return config_dir() / "secrets.json"
+
+
+def token_path() -> Path:
+    return config_dir() / "token"
+
+
+def index_dir() -> Path:
+    return data_dir() / "index"
+
+
+def state_path() -> Path:
+    return data_dir() / "state.json"
+
+
+def thumbs_dir() -> Path:
+    return cache_dir() / "thumbs"
+
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+# --- atomic writes --------------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never half of one.
+
+    The temp file is created with `mode` from the start, so a secret is never readable by others even briefly.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: object, mode: int = 0o644) -> None:
+    write_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode)
+
+
+# --- settings model -------------------------------------------------------------------------------------------------
+
+
+class AlbumConfig(BaseModel):
+    """One album as stored in config.json. Folder checks happen when an album is added or edited (albums.py), not
+    on load: an unplugged drive must not make the whole config unreadable."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    display_name: str
+    folders: list[str]
+    watch: bool = True  # live folder watching in `serve`
+    poll: bool = False  # polling watcher, for network mounts (SMB/NFS/SSHFS) where inotify sees nothing
+
+
+class InvokeAISettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = ""  # saved exactly as typed, even when the probe fails
+    username: str = ""
+    board_id: str | None = None  # None = Uncategorized
+    attach_ref_images: bool = False  # opt-in: also add an uploaded ref image to the current generation
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    albums: list[AlbumConfig] = Field(default_factory=list)
+    invokeai: InvokeAISettings = Field(default_factory=InvokeAISettings)
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    port: int = DEFAULT_PORT
+
+
+def load_config() -> Config:
+    """Read config.json; a missing file means defaults, a broken one is one readable error."""
+    path = config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    try:
+        return Config.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or '(file)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigInvalid(f"{path} is invalid: {problems}") from exc
+
+
+def save_config(config: Config) -> None:
+    write_json_atomic(config_path(), config.model_dump(mode="json"))
+
+
+# --- API token ------------------------------------------------------------------------------------------------------
+
+
+def load_or_create_token() -> str:
+    """The bearer token the extension must send; created on first start, readable by the user only."""
+    path = token_path()
+    try:
+        token = path.read_text(encoding="ascii").strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    write_atomic(path, token.encode("ascii"), mode=0o600)
+    return token

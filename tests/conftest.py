@@ -1,0 +1,17 @@
+"""Shared fixtures: every test gets its own config/data/cache dirs, so nothing touches the user's real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def photomap_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    dirs = {name: tmp_path / f"photomap-{name}" for name in ("config", "data", "cache")}
+    for name, path in dirs.items():
+        monkeypatch.setenv(f"PHOTOMAP_{name.upper()}_DIR", str(path))
+    return dirs
