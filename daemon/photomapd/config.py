@@ -10,6 +10,8 @@ import json
 import os
 import secrets
 import tempfile
+import threading
+from typing import Callable
 from pathlib import Path
 
 import platformdirs
@@ -121,6 +123,11 @@ class InvokeAISettings(BaseModel):
     attach_ref_images: bool = False  # opt-in: also add an uploaded ref image to the current generation
 
 
+# The id Chrome derives from the `key` in extension/manifest.json; the native host manifest and the API's Origin check
+# both name it. Extra ids (an unpacked dev copy, Edge's store id) go in config.json's `extension_ids`.
+DEFAULT_EXTENSION_ID = "cohnibkfepkdihajabdpbcdbpkfcoaig"
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -129,6 +136,10 @@ class Config(BaseModel):
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
     port: int = DEFAULT_PORT
+    extension_ids: list[str] = Field(default_factory=list)
+
+    def allowed_extension_ids(self) -> set[str]:
+        return {DEFAULT_EXTENSION_ID, *self.extension_ids} - {""}
 
 
 def load_config() -> Config:
@@ -149,6 +160,28 @@ def load_config() -> Config:
 
 def save_config(config: Config) -> None:
     write_json_atomic(config_path(), config.model_dump(mode="json"))
+
+
+class ConfigStore:
+    """The live config of one process: readers take `current`, writers go through `update` (locked, atomic)."""
+
+    def __init__(self, initial: Config | None = None) -> None:
+        self._config = initial if initial is not None else load_config()
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Config:
+        return self._config
+
+    def update(self, change: Callable[[Config], None]) -> Config:
+        """Apply `change` to a copy, save it, then make it current; a change that raises saves nothing."""
+        with self._lock:
+            draft = self._config.model_copy(deep=True)
+            change(draft)
+            validated = Config.model_validate(draft.model_dump())
+            save_config(validated)
+            self._config = validated
+            return validated
 
 
 # --- API token ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,26 @@
+"""Typed keys for the long-lived objects an application holds; handler modules import these, never globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from photomapd.config import ConfigStore
+from photomapd.store import Store
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How this daemon was started (CLI flags); everything durable lives in config.json instead."""
+
+    token: str
+    model: str | None = None  # overrides config.json's model, e.g. for tests
+    pretrained: str | None = None
+    watch: bool = True  # live folder watching (each album can still turn it off)
+    extra_origins: frozenset[str] = field(default_factory=frozenset)
+
+
+OPTIONS = web.AppKey("options", ServeOptions)
+CONFIG = web.AppKey("config", ConfigStore)
+STORE = web.AppKey("store", Store)
