@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from photomapd.config import ConfigStore
+from photomapd.embed import ModelRunner
 from photomapd.store import Store
 
 
@@ -24,3 +25,4 @@ class ServeOptions:
 OPTIONS = web.AppKey("options", ServeOptions)
 CONFIG = web.AppKey("config", ConfigStore)
 STORE = web.AppKey("store", Store)
+EMBEDDER = web.AppKey("embedder", ModelRunner)

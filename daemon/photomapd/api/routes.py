@@ -8,6 +8,8 @@ from aiohttp import web
 
 from photomapd.api import status
 from photomapd.api.app import API_PREFIX
+from photomapd.api.keys import CONFIG, EMBEDDER, OPTIONS
+from photomapd.embed import ModelRunner
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -21,6 +23,15 @@ ROUTES: list[web.RouteDef] = [
 ]
 
 
+async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
+    """The model loads lazily on first use, so the daemon starts in a second and only pays for torch when needed."""
+    options, cfg = app[OPTIONS], app[CONFIG].current
+    runner = ModelRunner(options.model or cfg.model, options.pretrained or cfg.pretrained)
+    app[EMBEDDER] = runner
+    yield
+    runner.close()
+
+
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return []
+    return [open_model_runner]
