@@ -1,21 +1,19 @@
 """Turn pixels and text into L2-normalized CLIP vectors (open_clip). The only module that imports torch.
 
 `load_embedder` builds the model (weights download once into the cache dir; `pretrained="none"` = random weights for
-tests and benchmarks). `decode_for_model` is the thread-pool half of the pipeline: open, check, decode and resize one
-file to the model's input tensor, so the forward pass never waits on Pillow. `ModelRunner` owns the one thread that
-runs the model inside the daemon.
+tests and benchmarks). `Embedder.decode_file` is the thread-pool half of the pipeline: open, check, decode and resize one
+file to the model's input tensor, so the forward pass never waits on Pillow. The daemon runs the model through
+`model_runner.ModelRunner`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -26,8 +24,6 @@ from photomapd import config
 from photomapd.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Pillow refuses files past 2x this many pixels on its own; we refuse past 1x, before decoding, so a crafted PNG
 # header can't make us allocate gigabytes. 178 MP is Pillow's own default warning threshold.
@@ -198,37 +194,3 @@ def _offline_message(model_name: str, pretrained: str | None, cache: Path, exc: 
         f"not in {cache}. Connect to the internet once so they download there, or copy them there "
         f"({exc.__class__.__name__})."
     )
-
-
-class ModelRunner:
-    """The daemon's one model thread: loads the model lazily on first use, then runs calls one at a time, so a
-    search and an index run never fight over the 2 cores with two forward passes at once."""
-
-    def __init__(self, model_name: str, pretrained: str | None) -> None:
-        self.model_name = model_name
-        self.pretrained = pretrained
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photomap-model")
-        self._embedder: Embedder | None = None
-
-    @property
-    def loaded(self) -> Embedder | None:
-        return self._embedder
-
-    def _get_or_load(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.model_name, self.pretrained)
-        return self._embedder
-
-    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """For code already off the event loop (the indexer's thread): run `fn(embedder, *args)` on the model thread."""
-        return self._pool.submit(lambda: fn(self._get_or_load(), *args)).result()
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._get_or_load(), *args))
-
-    async def get(self) -> Embedder:
-        return await self.run(lambda embedder: embedder)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)

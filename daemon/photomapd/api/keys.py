@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from photomapd.config import ConfigStore
-from photomapd.embed import ModelRunner
+from photomapd.model_runner import ModelRunner
 from photomapd.store import Store
 
 

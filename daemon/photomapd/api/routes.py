@@ -9,7 +9,7 @@ from aiohttp import web
 from photomapd.api import status
 from photomapd.api.app import API_PREFIX
 from photomapd.api.keys import CONFIG, EMBEDDER, OPTIONS
-from photomapd.embed import ModelRunner
+from photomapd.model_runner import ModelRunner
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
