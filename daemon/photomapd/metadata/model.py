@@ -67,6 +67,19 @@ class ImageMetadata(BaseModel):
     reference_images: list[ReferenceImage] = Field(default_factory=list)
     control_layers: list[ControlLayer] = Field(default_factory=list)
     init_image: InitImage | None = None
+    # InvokeAI extras the recall body can send (DESIGN §4) and A1111 hires settings.
+    vae: ModelRef | None = None
+    refiner_model: ModelRef | None = None
+    clip_skip: int | None = None
+    seamless_x: bool | None = None
+    seamless_y: bool | None = None
+    denoise_strength: float | None = None  # img2img / hires strength
+    generation_mode: str | None = None  # InvokeAI: txt2img, sdxl_img2img, ...
+    schedule_type: str | None = None  # A1111 "Schedule type" (Karras, ...), separate from the sampler
+    hires_upscale: float | None = None
+    hires_steps: int | None = None
+    hires_upscaler: str | None = None
+    camera: str | None = None  # EXIF Make + Model, for photos
     recallable: bool = False  # True only for InvokeAI metadata whose shape we understand
     raw: dict[str, Any] = Field(default_factory=dict)  # every text chunk, JSON-decoded where it is JSON
     error: str | None = None  # why parsing stopped early (truncated file, bad JSON, ...); never raised
