@@ -1,0 +1,115 @@
+// InvokeAI settings: the backend URL is saved as typed and probed while typing (debounced); the hint under it turns
+// red with the daemon's message on failure. Username, password and board appear only after a good probe. The
+// password field is never filled from the daemon (it only says whether one is set).
+
+import { el, debounce } from '../lib/dom.js';
+import { LOCAL } from '../lib/messages.js';
+
+const PROBE_PAUSE_MS = 500; // probe once typing pauses: every probe is a network round trip to InvokeAI
+const UNCATEGORIZED = ''; // <option> value for board_id null
+
+export class InvokeAISettings {
+  /** @param {HTMLElement} root  @param {() => import('../lib/daemon.js').Daemon} getDaemon */
+  constructor(root, getDaemon) {
+    this.getDaemon = getDaemon;
+    this.sequence = 0; // only the newest probe's answer may change the form
+    this.url = el('input', { id: 'invokeai-url', type: 'url', placeholder: 'http://localhost:9090', spellcheck: 'false' });
+    this.hint = el('p', { id: 'invokeai-url-hint', class: 'hint url-hint', role: 'status' });
+    this.username = el('input', { id: 'invokeai-username', autocomplete: 'off' });
+    this.password = el('input', { id: 'invokeai-password', type: 'password', autocomplete: 'new-password' });
+    this.passwordState = el('span', { id: 'invokeai-password-state', class: 'hint' });
+    this.board = el('select', { id: 'invokeai-board' });
+    this.saved = el('p', { id: 'invokeai-saved', class: 'hint', role: 'status' });
+    this.authRows = el(
+      'div',
+      { id: 'invokeai-auth-rows', class: 'form', hidden: true },
+      el('label', {}, 'InvokeAI Username', this.username),
+      el('label', {}, 'InvokeAI Password', this.password, this.passwordState),
+      el('label', {}, 'Upload to Image Board', this.board),
+    );
+    root.append(
+      el('h2', { text: 'InvokeAI' }),
+      el('div', { class: 'form' }, el('label', {}, 'InvokeAI Backend URL', this.url), this.hint),
+      this.authRows,
+      this.saved,
+    );
+    const probeLater = debounce(() => this.save({}), PROBE_PAUSE_MS);
+    this.url.addEventListener('input', () => {
+      this.sequence += 1; // a probe already in flight is now stale
+      probeLater();
+    });
+    this.username.addEventListener('change', () => this.save({ username: this.username.value }));
+    this.password.addEventListener('change', () => this.savePassword());
+    this.board.addEventListener('change', () =>
+      this.save({ board_id: this.board.value === UNCATEGORIZED ? null : this.board.value }, { reprobe: false }),
+    );
+  }
+
+  async load() {
+    const current = await this.getDaemon().get('/settings/invokeai');
+    this.url.value = current.url || '';
+    this.username.value = current.username || '';
+    this.showPasswordState(current.password_set);
+    this.boardId = current.board_id ?? null;
+    if (current.url) await this.save({});
+    else this.showProbe({ ok: false, message: '' });
+  }
+
+  /** PUT the URL as typed plus `changes`; render the probe that comes back. */
+  async save(changes, { reprobe = true } = {}) {
+    const sequence = ++this.sequence;
+    const url = this.url.value;
+    await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: url }); // lets the worker match InvokeAI tabs
+    let reply;
+    try {
+      reply = await this.getDaemon().put('/settings/invokeai', { url, ...changes });
+    } catch (err) {
+      if (sequence === this.sequence) this.showProbe({ ok: false, message: err.message });
+      return null;
+    }
+    if (sequence !== this.sequence) return reply;
+    this.showPasswordState(reply.password_set);
+    this.boardId = reply.board_id ?? null;
+    if (reprobe || !reply.probe) this.showProbe(reply.probe || { ok: false, message: '' });
+    if (reply.probe && reply.probe.ok && reprobe) await this.loadBoards();
+    if (!reprobe) this.saved.textContent = 'Saved';
+    return reply;
+  }
+
+  async savePassword() {
+    const password = this.password.value;
+    this.password.value = ''; // never keep (or show) the secret in the page once it has been handed to the daemon
+    await this.save({ username: this.username.value, password });
+  }
+
+  showPasswordState(isSet) {
+    this.password.placeholder = isSet ? 'set' : '';
+    this.passwordState.textContent = isSet ? 'Password is set (type to replace it)' : '';
+    this.password.dataset.set = isSet ? 'true' : 'false';
+  }
+
+  showProbe(probe) {
+    const ok = Boolean(probe.ok);
+    this.hint.textContent = ok
+      ? `Connected to InvokeAI${probe.version ? ` ${probe.version}` : ''}${probe.multiuser ? ' (multi-user)' : ''}`
+      : probe.message || '';
+    this.hint.classList.toggle('error', !ok && Boolean(probe.message));
+    this.hint.classList.toggle('ok', ok);
+    this.authRows.hidden = !ok;
+  }
+
+  async loadBoards() {
+    let boards;
+    try {
+      boards = await this.getDaemon().get('/invokeai/boards');
+    } catch (err) {
+      boards = [{ board_id: null, board_name: 'Uncategorized' }];
+      this.saved.textContent = err.message;
+    }
+    if (!boards.some((b) => b.board_id === null)) boards.unshift({ board_id: null, board_name: 'Uncategorized' });
+    this.board.replaceChildren(
+      ...boards.map((b) => el('option', { value: b.board_id ?? UNCATEGORIZED, text: b.board_name })),
+    );
+    this.board.value = this.boardId ?? UNCATEGORIZED;
+  }
+}

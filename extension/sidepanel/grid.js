@@ -1,0 +1,177 @@
+// Virtualized thumbnail grid: only the rows in view (plus a margin) exist in the DOM, and results are fetched a
+// page at a time as those rows need them, so 100k results cost what one screen costs.
+
+import { el } from '../lib/dom.js';
+
+export const CELL_PX = 96; // matches --cell in sidepanel.css; thumbnails are 256 px, shown downscaled
+export const PAGE_SIZE = 200; // results per search request: a few screens, small enough to answer in ms
+const OVERSCAN_ROWS = 3; // rows rendered above/below the viewport so fast scrolling shows no blank band
+
+export class ResultGrid {
+  /**
+   * @param {HTMLElement} root  the scrolling container
+   * @param {{thumbs: import('./thumbs.js').ThumbCache, onOpen: (item) => void, onCount: (total) => void}} opts
+   */
+  constructor(root, { thumbs, onOpen, onCount }) {
+    this.root = root;
+    this.thumbs = thumbs;
+    this.onOpen = onOpen;
+    this.onCount = onCount;
+    this.inner = el('div', { class: 'grid-inner' });
+    root.append(this.inner);
+    this.cells = new Map(); // index -> {node, controller}
+    this.pages = new Map(); // page number -> results array, or a pending Promise
+    this.total = 0;
+    this.selected = -1;
+    this.generation = 0;
+    this.album = null;
+    this.fetchPage = null;
+    root.addEventListener('scroll', () => this.render(), { passive: true });
+    root.addEventListener('keydown', (event) => this.onKey(event));
+    new ResizeObserver(() => this.render()).observe(root);
+  }
+
+  /** Show a new result set: `fetchPage(offset, limit, signal)` resolves to {results, total}. */
+  async reset(album, fetchPage) {
+    this.generation += 1;
+    this.album = album;
+    this.fetchPage = fetchPage;
+    this.pages.clear();
+    for (const index of [...this.cells.keys()]) this.dropCell(index);
+    this.selected = -1;
+    this.root.scrollTop = 0;
+    this.total = 0;
+    await this.loadPage(0, this.generation);
+    this.render();
+  }
+
+  get columns() {
+    return Math.max(1, Math.floor(this.root.clientWidth / CELL_PX));
+  }
+
+  item(index) {
+    const page = this.pages.get(Math.floor(index / PAGE_SIZE));
+    return Array.isArray(page) ? page[index % PAGE_SIZE] : undefined;
+  }
+
+  async loadPage(pageNo, generation) {
+    if (this.pages.has(pageNo) || !this.fetchPage) return;
+    const pending = this.fetchPage(pageNo * PAGE_SIZE, PAGE_SIZE).then((reply) => {
+      if (generation !== this.generation) return;
+      this.pages.set(pageNo, reply.results);
+      this.total = reply.total;
+      this.onCount(reply.total);
+    });
+    this.pages.set(pageNo, pending);
+    try {
+      await pending;
+    } catch (err) {
+      if (generation === this.generation) this.pages.delete(pageNo);
+      throw err;
+    }
+  }
+
+  render() {
+    const cols = this.columns;
+    const rows = Math.ceil(this.total / cols);
+    this.inner.style.height = `${rows * CELL_PX}px`;
+    const first = Math.max(0, Math.floor(this.root.scrollTop / CELL_PX) - OVERSCAN_ROWS);
+    const last = Math.min(rows, Math.ceil((this.root.scrollTop + this.root.clientHeight) / CELL_PX) + OVERSCAN_ROWS);
+    const start = first * cols;
+    const end = Math.min(this.total, last * cols);
+    for (const index of [...this.cells.keys()]) {
+      if (index < start || index >= end) this.dropCell(index);
+    }
+    const generation = this.generation;
+    for (let index = start; index < end; index += 1) {
+      const item = this.item(index);
+      if (!item) {
+        this.loadPage(Math.floor(index / PAGE_SIZE), generation)
+          .then(() => generation === this.generation && this.render())
+          .catch(() => {});
+        continue;
+      }
+      const existing = this.cells.get(index);
+      if (existing && existing.id === item.id) {
+        this.place(existing.node, index, cols);
+        continue;
+      }
+      if (existing) this.dropCell(index);
+      this.addCell(index, item, cols);
+    }
+  }
+
+  place(node, index, cols) {
+    node.style.transform = `translate(${(index % cols) * CELL_PX}px, ${Math.floor(index / cols) * CELL_PX}px)`;
+    node.classList.toggle('selected', index === this.selected);
+  }
+
+  addCell(index, item, cols) {
+    const img = el('img', { alt: item.positive_prompt || `image ${item.id}`, draggable: 'false' });
+    const node = el(
+      'div',
+      { class: 'cell', role: 'gridcell', dataset: { index, id: item.id }, onclick: () => this.open(index) },
+      img,
+    );
+    this.place(node, index, cols);
+    const controller = new AbortController();
+    this.thumbs
+      .get(this.album, item.id, controller.signal)
+      .then((url) => {
+        img.src = url;
+      })
+      .catch(() => {});
+    this.cells.set(index, { node, controller, id: item.id });
+    this.inner.append(node);
+  }
+
+  dropCell(index) {
+    const cell = this.cells.get(index);
+    if (!cell) return;
+    cell.controller.abort();
+    cell.node.remove();
+    this.cells.delete(index);
+  }
+
+  select(index) {
+    if (this.total === 0) return;
+    this.selected = Math.max(0, Math.min(this.total - 1, index));
+    const row = Math.floor(this.selected / this.columns);
+    const top = row * CELL_PX;
+    if (top < this.root.scrollTop) this.root.scrollTop = top;
+    else if (top + CELL_PX > this.root.scrollTop + this.root.clientHeight) {
+      this.root.scrollTop = top + CELL_PX - this.root.clientHeight;
+    }
+    this.render();
+  }
+
+  open(index) {
+    this.select(index);
+    const item = this.item(index);
+    if (item) this.onOpen(item);
+  }
+
+  onKey(event) {
+    const cols = this.columns;
+    const page = Math.max(1, Math.floor(this.root.clientHeight / CELL_PX)) * cols;
+    const moves = {
+      ArrowRight: 1,
+      ArrowLeft: -1,
+      ArrowDown: cols,
+      ArrowUp: -cols,
+      PageDown: page,
+      PageUp: -page,
+    };
+    if (event.key in moves) this.select((this.selected < 0 ? 0 : this.selected + moves[event.key]));
+    else if (event.key === 'Home') this.select(0);
+    else if (event.key === 'End') this.select(this.total - 1);
+    else if (event.key === 'Enter' && this.selected >= 0) this.open(this.selected);
+    else return;
+    event.preventDefault();
+  }
+
+  /** Move the selection by `delta` and open it (drawer's previous/next keys). */
+  step(delta) {
+    if (this.selected >= 0) this.open(Math.max(0, Math.min(this.total - 1, this.selected + delta)));
+  }
+}
