@@ -15,3 +15,14 @@ def photomap_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     for name, path in dirs.items():
         monkeypatch.setenv(f"PHOTOMAP_{name.upper()}_DIR", str(path))
     return dirs
+
+
+@pytest.fixture(scope="session")
+def model_runner():  # type: ignore[no-untyped-def]
+    """The default architecture with random weights, built once per test run (real cost, no download)."""
+    from photomapd.model_runner import ModelRunner
+
+    runner = ModelRunner("ViT-B-32", "none")
+    runner.call_sync(lambda embedder: embedder)  # load now, so a test's timing doesn't include it
+    yield runner
+    runner.close()

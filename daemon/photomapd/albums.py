@@ -1,0 +1,118 @@
+"""Album rules: keys, display names and folders are checked when an album is added or edited."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pydantic import BaseModel, ConfigDict
+
+from photomapd.config import AlbumConfig, Config, ConfigStore
+from photomapd.errors import AlbumExists, AlbumInvalid, AlbumNotFound
+
+KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_DISPLAY_NAME = 200
+
+
+class AlbumCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    display_name: str
+    folders: list[str]
+    watch: bool = True
+    poll: bool = False
+
+
+class AlbumUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    folders: list[str] | None = None
+    watch: bool | None = None
+    poll: bool | None = None
+
+
+def validate_key(key: str) -> str:
+    if not KEY_PATTERN.fullmatch(key):
+        raise AlbumInvalid(
+            f"Album key '{key}' is not valid: use 1–64 lowercase letters, digits, '-' or '_', starting with a "
+            "letter or digit"
+        )
+    return key
+
+
+def validate_display_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_DISPLAY_NAME:
+        raise AlbumInvalid(f"Display name must be 1–{MAX_DISPLAY_NAME} characters")
+    return name
+
+
+def validate_folders(folders: list[str]) -> list[str]:
+    """Absolute, existing, readable directories; normalized and de-duplicated, order kept."""
+    if not folders:
+        raise AlbumInvalid("An album needs at least one image folder")
+    result: list[str] = []
+    for raw in folders:
+        expanded = os.path.expanduser(raw.strip())
+        if not os.path.isabs(expanded):
+            raise AlbumInvalid(f"Folder '{raw}' must be an absolute path (e.g. /home/you/invokeai/outputs/images)")
+        folder = os.path.normpath(expanded)
+        if not os.path.exists(folder):
+            raise AlbumInvalid(f"Folder '{folder}' does not exist")
+        if not os.path.isdir(folder):
+            raise AlbumInvalid(f"'{folder}' is a file, not a folder")
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise AlbumInvalid(f"Folder '{folder}' is not readable by this user")
+        if folder not in result:
+            result.append(folder)
+    return result
+
+
+def find_album(config: Config, key: str) -> AlbumConfig:
+    for album in config.albums:
+        if album.key == key:
+            return album
+    raise AlbumNotFound(key)
+
+
+def add_album(config_store: ConfigStore, request: AlbumCreate) -> AlbumConfig:
+    album = AlbumConfig(
+        key=validate_key(request.key),
+        display_name=validate_display_name(request.display_name),
+        folders=validate_folders(request.folders),
+        watch=request.watch,
+        poll=request.poll,
+    )
+
+    def append(config: Config) -> None:
+        if any(existing.key == album.key for existing in config.albums):
+            raise AlbumExists(album.key)
+        config.albums.append(album)
+
+    config_store.update(append)
+    return album
+
+
+def update_album(config_store: ConfigStore, key: str, request: AlbumUpdate) -> AlbumConfig:
+    changes = request.model_dump(exclude_none=True)
+    if "display_name" in changes:
+        changes["display_name"] = validate_display_name(changes["display_name"])
+    if "folders" in changes:
+        changes["folders"] = validate_folders(changes["folders"])
+
+    def apply(config: Config) -> None:
+        album = find_album(config, key)
+        for name, value in changes.items():
+            setattr(album, name, value)
+
+    return find_album(config_store.update(apply), key)
+
+
+def remove_album(config_store: ConfigStore, key: str) -> None:
+    def drop(config: Config) -> None:
+        find_album(config, key)
+        config.albums = [album for album in config.albums if album.key != key]
+
+    config_store.update(drop)

@@ -1,0 +1,145 @@
+"""Album routes: list/add/edit/delete, Update Index / Rebuild, and live progress over Server-Sent Events.
+
+    GET    /albums                 → [{key, display_name, folders, watch, poll, indexed_count, progress}]
+    POST   /albums                 {key, display_name, folders[, watch, poll]} → 201 album (first index starts)
+    PATCH  /albums/{key}           {display_name?, folders?, watch?, poll?} → album
+    DELETE /albums/{key}           → 204 (index, map and thumbnails of the album dropped; image files untouched)
+    POST   /albums/{key}/index     {mode: "update"|"rebuild"} → 202 progress
+    GET    /albums/{key}/progress  → text/event-stream of `progress` events (IndexProgress JSON); the current state
+                                     first, then every change; ends after a finished run unless `?follow=1`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from photomapd import albums as album_rules
+from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
+from photomapd.config import AlbumConfig
+from photomapd.indexer import IndexProgress
+
+SSE_HEARTBEAT_S = 15  # a comment line this often keeps proxies and the panel's reader from timing out
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["update", "rebuild"] = "update"
+
+
+async def _read(request: web.Request, model: type[BaseModel]) -> Any:
+    body = await request.read()
+    return model.model_validate_json(body or b"{}")
+
+
+async def _album_view(request: web.Request, album: AlbumConfig) -> dict[str, Any]:
+    table = await asyncio.to_thread(request.app[STORE].open, album.key)
+    count = await asyncio.to_thread(table.count) if table is not None else 0
+    return {
+        **album.model_dump(mode="json"),
+        "indexed_count": count,
+        "progress": request.app[JOBS].progress(album.key).model_dump(mode="json"),
+    }
+
+
+def _resync_watchers(request: web.Request) -> None:
+    if request.app[OPTIONS].watch:
+        request.app[WATCHERS].sync(request.app[CONFIG].current.albums)
+
+
+async def list_albums(request: web.Request) -> web.Response:
+    views = [await _album_view(request, album) for album in request.app[CONFIG].current.albums]
+    return web.json_response(views)
+
+
+async def create_album(request: web.Request) -> web.Response:
+    payload = await _read(request, album_rules.AlbumCreate)
+    album = await asyncio.to_thread(album_rules.add_album, request.app[CONFIG], payload)
+    _resync_watchers(request)
+    request.app[JOBS].start(album.key)
+    return web.json_response(await _album_view(request, album), status=201)
+
+
+async def update_album(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    payload = await _read(request, album_rules.AlbumUpdate)
+    album = await asyncio.to_thread(album_rules.update_album, request.app[CONFIG], key, payload)
+    _resync_watchers(request)
+    if payload.folders is not None and not request.app[JOBS].is_running(key):
+        request.app[JOBS].start(key)  # files of dropped folders leave the index, new folders get indexed
+    return web.json_response(await _album_view(request, album))
+
+
+async def delete_album(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    album_rules.find_album(request.app[CONFIG].current, key)
+    await request.app[JOBS].cancel(key)
+    await asyncio.to_thread(album_rules.remove_album, request.app[CONFIG], key)
+    _resync_watchers(request)
+    await asyncio.to_thread(_drop_album_data, request, key)
+    return web.Response(status=204)
+
+
+def _drop_album_data(request: web.Request, key: str) -> None:
+    from photomapd import mapview
+
+    request.app[STORE].drop(key)
+    mapview.drop_map(key)
+
+
+async def start_index(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    payload = await _read(request, IndexRequest)
+    progress = request.app[JOBS].start(key, payload.mode)
+    return web.json_response(progress.model_dump(mode="json"), status=202)
+
+
+def _sse_event(progress: IndexProgress) -> bytes:
+    return f"event: progress\ndata: {json.dumps(progress.model_dump(mode='json'))}\n\n".encode()
+
+
+def _is_final(progress: IndexProgress) -> bool:
+    return progress.state in ("done", "failed", "cancelled", "idle")
+
+
+async def progress_stream(request: web.Request) -> web.StreamResponse:
+    key = request.match_info["key"]
+    album_rules.find_album(request.app[CONFIG].current, key)
+    follow = request.query.get("follow") == "1"
+    jobs = request.app[JOBS]
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    queue = jobs.subscribe(key)  # before the first write, so no event falls between snapshot and stream
+    task = asyncio.current_task()
+    if task is not None:
+        request.app[SSE_TASKS].add(task)  # cancelled on shutdown, so stopping the daemon never waits on a listener
+    try:
+        await response.prepare(request)
+        current = jobs.progress(key)
+        await response.write(_sse_event(current))
+        if _is_final(current) and not follow and not jobs.is_running(key):
+            return response
+        while True:
+            try:
+                progress = await asyncio.wait_for(queue.get(), timeout=SSE_HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            await response.write(_sse_event(progress))
+            if _is_final(progress) and not follow:
+                return response
+    except ConnectionResetError:  # the panel went away
+        return response
+    finally:
+        jobs.unsubscribe(key, queue)
+
+
+async def close_streams(app: web.Application) -> None:
+    for task in list(app[SSE_TASKS]):
+        task.cancel()

@@ -1,0 +1,167 @@
+"""Index runs on real files into a real LanceDB table with the real (random-weight) model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from photomapd import config
+from photomapd.config import AlbumConfig
+from photomapd.embed import Embedder
+from photomapd.indexer import IndexProgress, IndexRun
+from photomapd.store import Store
+
+from tests.daemon.images import make_album, make_bomb_png, make_png, make_truncated_png
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "images"
+
+
+@pytest.fixture
+def album(tmp_path: Path) -> AlbumConfig:
+    folder = tmp_path / "outputs" / "images"
+    make_album(folder, 6)
+    return AlbumConfig(key="gallery", display_name="Gallery", folders=[str(folder)])
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(config.index_dir())
+
+
+@pytest.fixture
+def decoded_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every file the embedder decodes (wrapping the real decoder, which still runs)."""
+    seen: list[str] = []
+    real = Embedder.decode_file
+
+    def spy(self: Embedder, path: Path) -> Any:
+        seen.append(str(path))
+        return real(self, path)
+
+    monkeypatch.setattr(Embedder, "decode_file", spy)
+    return seen
+
+
+def run(album: AlbumConfig, store: Store, runner: Any, **kwargs: Any) -> IndexProgress:
+    events: list[IndexProgress] = []
+    progress = IndexRun(album, store, runner, on_progress=events.append, **kwargs).run()
+    assert progress.state == "done", progress.message
+    assert events[-1].state == "done"
+    return progress
+
+
+def test_first_index_embeds_every_image_with_normalized_vectors(album: AlbumConfig, store: Store, model_runner: Any) -> None:
+    progress = run(album, store, model_runner)
+    assert (progress.new, progress.changed, progress.removed, progress.skipped_count) == (6, 0, 0, 0)
+    table = store.open("gallery")
+    assert table is not None and table.count() == 6
+    ids, vectors = table.vectors()
+    assert sorted(ids.tolist()) == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert table.info.model == "ViT-B-32" and table.info.pretrained == "none" and table.info.dim == 512
+    row = table.get(int(ids[0]))
+    assert row is not None and (row["width"], row["height"]) == (96, 96)
+
+
+def test_update_reembeds_changed_file_only_and_never_decodes_unchanged(
+    album: AlbumConfig, store: Store, model_runner: Any, decoded_paths: list[str]
+) -> None:
+    run(album, store, model_runner)
+    folder = Path(album.folders[0])
+    table = store.open("gallery")
+    assert table is not None
+    before = {row["path"]: row for row in table.where(None, ["id", "path", "vector"])}
+    changed = folder / "img_0001.png"
+    make_png(changed, seed=1234)  # new content, same path
+    os.utime(changed, ns=(before[str(changed)]["id"] * 10**9, before[str(changed)]["id"] * 10**9))
+    removed = folder / "img_0002.png"
+    removed.unlink()
+    added = make_png(folder / "sub" / "new.png", seed=77)
+    decoded_paths.clear()
+
+    progress = run(album, store, model_runner)
+
+    assert (progress.new, progress.changed, progress.removed, progress.unchanged) == (1, 1, 1, 4)
+    assert sorted(decoded_paths) == sorted([str(changed), str(added)])
+    table = store.open("gallery")  # a fresh handle sees the new version
+    assert table is not None
+    after = {row["path"]: row for row in table.where(None, ["id", "path", "vector"])}
+    assert str(removed) not in after and str(added) in after
+    assert after[str(changed)]["id"] == before[str(changed)]["id"]  # a changed file keeps its id
+    assert not np.allclose(after[str(changed)]["vector"], before[str(changed)]["vector"])
+    untouched = str(folder / "img_0003.png")
+    assert after[untouched]["vector"] == before[untouched]["vector"]
+    assert len({row["id"] for row in after.values()}) == len(after) == 6
+
+
+def test_unchanged_album_update_loads_no_model_and_decodes_nothing(
+    album: AlbumConfig, store: Store, model_runner: Any, decoded_paths: list[str]
+) -> None:
+    run(album, store, model_runner)
+    decoded_paths.clear()
+    progress = run(album, store, model_runner)
+    assert (progress.new, progress.changed, progress.removed, progress.unchanged) == (0, 0, 0, 6)
+    assert decoded_paths == []
+
+
+def test_broken_files_are_skipped_with_reasons_and_the_run_goes_on(
+    album: AlbumConfig, store: Store, model_runner: Any
+) -> None:
+    folder = Path(album.folders[0])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "not-an-image.jpg").write_bytes(b"this is text, not a JPEG")
+    make_truncated_png(folder / "truncated.png")
+    make_bomb_png(folder / "bomb.png")
+    progress = run(album, store, model_runner)
+    reasons = {Path(s.path).name: s.reason for s in progress.skipped}
+    assert reasons.keys() == {"empty.png", "not-an-image.jpg", "truncated.png", "bomb.png"}
+    assert "empty" in reasons["empty.png"]
+    assert "too large" in reasons["bomb.png"]
+    assert "cannot decode" in reasons["not-an-image.jpg"]
+    assert progress.skipped_count == 4
+    table = store.open("gallery")
+    assert table is not None and table.count() == 6
+
+
+def test_rebuild_reembeds_everything(album: AlbumConfig, store: Store, model_runner: Any, decoded_paths: list[str]) -> None:
+    run(album, store, model_runner)
+    decoded_paths.clear()
+    progress = run(album, store, model_runner, rebuild=True)
+    assert progress.new == 6 and len(decoded_paths) == 6
+    table = store.open("gallery")
+    assert table is not None and table.count() == 6
+
+
+def test_watcher_change_set_updates_only_those_paths(album: AlbumConfig, store: Store, model_runner: Any, decoded_paths: list[str]) -> None:
+    run(album, store, model_runner)
+    folder = Path(album.folders[0])
+    added = make_png(folder / "fresh.png", seed=501)
+    gone = folder / "img_0004.png"
+    gone.unlink()
+    decoded_paths.clear()
+    progress = run(album, store, model_runner, only_paths={str(added), str(gone)})
+    assert (progress.new, progress.removed) == (1, 1)
+    assert decoded_paths == [str(added)]
+
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason="fixtures not copied yet")
+def test_metadata_columns_are_stored_for_real_samples(tmp_path: Path, store: Store, model_runner: Any) -> None:
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for name in ("invokeai-6.10.0-metadata-graph.png", "a1111-parameters-01-cropped.png", "plain-nometa.jpg"):
+        (folder / name).write_bytes((FIXTURES / name).read_bytes())
+    album = AlbumConfig(key="samples", display_name="Samples", folders=[str(folder)])
+    run(album, store, model_runner)
+    table = store.open("samples")
+    assert table is not None
+    rows = {Path(r["path"]).name: r for r in table.where(None, ["path", "generator", "model", "seed", "has_recallable"])}
+    invoke = rows["invokeai-6.10.0-metadata-graph.png"]
+    assert (invoke["generator"], invoke["model"], invoke["seed"]) == ("invokeai", "waiIllustriousSDXL_v160", 1860920704)
+    assert invoke["has_recallable"] is True
+    a1111 = rows["a1111-parameters-01-cropped.png"]
+    assert (a1111["generator"], a1111["seed"], a1111["has_recallable"]) == ("a1111", 235284042, False)
+    assert rows["plain-nometa.jpg"]["generator"] is None
