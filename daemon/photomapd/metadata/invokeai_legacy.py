@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any
 
 from photomapd.metadata._values import MAX_FIELD_CHARS, as_dict, as_float, as_int, as_list, as_str, dig
@@ -26,6 +25,7 @@ _DREAM_SWITCHES = {
 _SWITCH_START = re.compile(r"\s-{1,2}[A-Za-z]")
 _NEGATIVE = re.compile(r"\[([^\[\]]*)\]")
 _SPACES = re.compile(r"[ \t]{2,}")
+_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 
 
 def parse_dream(text: str) -> dict[str, str]:
@@ -40,10 +40,8 @@ def parse_dream(text: str) -> dict[str, str]:
         cut = start.start() if start else len(text)
         prompt, rest = text[:cut], text[cut:]
     fields: dict[str, str] = {"prompt": prompt[:MAX_FIELD_CHARS]}
-    try:
-        tokens = shlex.split(rest)
-    except ValueError:  # an unbalanced quote: plain whitespace split still finds the switches
-        tokens = rest.split()
+    # A regex tokenizer, not shlex: a 1.x init image can be a 1 MB data URI, which shlex walks char by char.
+    tokens = [token.strip("\"'") for token in _TOKEN.findall(rest)]
     index = 0
     while index < len(tokens):
         token = tokens[index]
