@@ -95,3 +95,187 @@ class Forbidden(PhotoMapError):
     status = 403
     code = "forbidden"
     message = "Request refused"
+
+
+# --- InvokeAI (client, settings, actions) ---------------------------------------------------------------------------
+# Upstream failures answer 502, never 401/403: those codes mean "wrong daemon token / origin" to the extension.
+
+
+class InvokeAIUrlScheme(PhotoMapError):
+    status = 422
+    code = "invokeai_url_scheme"
+    message = "InvokeAI URL must use http:// or https://"
+
+
+class InvokeAIUrlHost(PhotoMapError):
+    status = 422
+    code = "invokeai_url_host"
+    message = "InvokeAI URL must include a host"
+
+
+class BackendUnreachable(PhotoMapError):
+    status = 502
+    code = "backend_unreachable"
+    message = "Could not reach backend"
+
+
+class CertificateUntrusted(BackendUnreachable):
+    code = "certificate_untrusted"
+    message = "Could not reach backend: its HTTPS certificate is not trusted (self-signed?)"
+
+
+class NotInvokeAI(PhotoMapError):
+    status = 502
+    code = "not_invokeai"
+    message = "Server is reachable but doesn't appear to be an InvokeAI backend"
+
+
+class InvokeAINotConfigured(PhotoMapError):
+    status = 409
+    code = "invokeai_not_configured"
+    message = "Set the InvokeAI Backend URL in Settings first"
+
+
+class AuthRejected(PhotoMapError):
+    status = 502
+    code = "invokeai_auth_rejected"
+    message = "InvokeAI rejected the username or password"
+
+
+class AuthRequired(PhotoMapError):
+    status = 502
+    code = "invokeai_auth_required"
+    message = "This InvokeAI server is in multi-user mode: enter your InvokeAI username and password in Settings"
+
+
+class RecallUnsupported(PhotoMapError):
+    status = 409
+    code = "recall_unsupported"
+    message = "Recall needs InvokeAI 6.12 or newer"
+
+    def __init__(self, version: str | None = None) -> None:
+        super().__init__(f"{self.message} (this server runs {version})" if version else None)
+
+
+class NotRecallable(PhotoMapError):
+    status = 409
+    code = "not_recallable"
+    message = "This image has no InvokeAI generation metadata that PhotoMap recognises, so it can't be recalled"
+
+
+class BoardNotFound(PhotoMapError):
+    status = 409
+    code = "invokeai_board_not_found"
+    message = "The chosen InvokeAI board no longer exists: choose another one in Settings"
+
+
+class InvokeAIRefused(PhotoMapError):
+    """InvokeAI answered, but said no; `detail` is its own explanation."""
+
+    status = 502
+    code = "invokeai_refused"
+    message = "InvokeAI refused the request"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(f"{self.message}: {detail}" if detail else None)
+
+
+class RefImageInvalid(PhotoMapError):
+    """A context-menu image that can't be used: wrong scheme, too big, not an image, download failed."""
+
+    status = 422
+    code = "ref_image_invalid"
+    message = "That is not an image PhotoMap can send to InvokeAI"
+
+
+class RefImageTooBig(RefImageInvalid):
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"The image is larger than {limit_bytes // 1024**2} MB")
+
+
+REF_URL_SCHEME = "Only http:// and https:// image addresses can be sent to InvokeAI"
+REF_NOT_IMAGE = "That address did not return an image (PNG, JPEG, WebP, GIF, BMP or TIFF)"
+REF_DOWNLOAD_FAILED = "Could not download the image"
+REF_TOO_MANY_REDIRECTS = "Could not download the image: too many redirects"
+
+
+# --- daemon lifecycle and native messaging --------------------------------------------------------------------------
+
+
+class AlreadyRunning(PhotoMapError):
+    """A second `serve` found the first one; not a failure, so the exit code is 0."""
+
+    status = 409
+    code = "already_running"
+    exit_code = 0
+
+    def __init__(self, pid: int | None, port: int | None) -> None:
+        where = f"http://127.0.0.1:{port}" if port else "a port it has not published yet (still starting)"
+        super().__init__(f"Already running at {where} (pid {pid or 'unknown'})")
+
+
+class DaemonStartFailed(PhotoMapError):
+    status = 503
+    code = "daemon_start_failed"
+
+    def __init__(self, reason: str, log_file: str) -> None:
+        super().__init__(f"The PhotoMap daemon did not start: {reason}. See {log_file}")
+
+
+class DaemonStopFailed(PhotoMapError):
+    status = 500
+    code = "daemon_stop_failed"
+
+    def __init__(self, pid: int, timeout_s: float) -> None:
+        super().__init__(f"photomapd (pid {pid}) did not stop within {timeout_s:g} s; `kill -9 {pid}` forces it")
+
+
+class NativeFrameInvalid(PhotoMapError):
+    """The browser's byte stream broke the framing (bad length, cut short); it can't be resynchronised."""
+
+    code = "bad_frame"
+    message = "Malformed native message frame"
+
+
+class NativeMessageInvalid(PhotoMapError):
+    code = "bad_message"
+    message = "A native message must be a UTF-8 JSON object with a string 'type'"
+
+
+class NativeMessageUnknown(PhotoMapError):
+    code = "unknown_type"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"Unknown native message type '{kind}': expected hello, status or start")
+
+
+class InstallFailed(PhotoMapError):
+    code = "install_failed"
+    message = "photomapd install failed"
+
+
+# --- search, thumbnails and image files -----------------------------------------------------------------------------
+
+
+class ImageUnreadable(PhotoMapError):
+    status = 422
+    code = "image_unreadable"
+    message = "The image could not be decoded"
+
+
+class ModelMismatch(PhotoMapError):
+    status = 409
+    code = "model_mismatch"
+    message = "This album was indexed with another model: press Update Index to re-embed it"
+
+
+class FileMissing(PhotoMapError):
+    status = 404
+    code = "file_missing"
+    message = "The image file is no longer on disk: press Update Index"
+
+
+class FileOutsideAlbum(PhotoMapError):
+    status = 404  # not 403: the extension reads 401/403 as "wrong daemon token or origin"
+    code = "file_outside_album"
+    message = "The image file is no longer inside this album's folders"

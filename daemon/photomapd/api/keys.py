@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from photomapd.config import ConfigStore
+from photomapd.invokeai import InvokeAIConnection
 from photomapd.model_runner import ModelRunner
 from photomapd.store import Store
 
@@ -26,3 +27,4 @@ OPTIONS = web.AppKey("options", ServeOptions)
 CONFIG = web.AppKey("config", ConfigStore)
 STORE = web.AppKey("store", Store)
 EMBEDDER = web.AppKey("embedder", ModelRunner)
+INVOKEAI = web.AppKey("invokeai", InvokeAIConnection)

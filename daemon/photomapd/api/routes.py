@@ -6,7 +6,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from photomapd.api import status
+from photomapd.api import invokeai, status
 from photomapd.api.app import API_PREFIX
 from photomapd.api.keys import CONFIG, EMBEDDER, OPTIONS
 from photomapd.model_runner import ModelRunner
@@ -20,6 +20,16 @@ def _p(path: str) -> str:
 
 ROUTES: list[web.RouteDef] = [
     web.get(_p("/status"), status.get_status),
+    # InvokeAI: settings, boards, and the actions that send work back into it
+    web.get(_p("/settings/invokeai"), invokeai.get_settings),
+    web.put(_p("/settings/invokeai"), invokeai.put_settings),
+    web.get(_p("/invokeai/probe"), invokeai.get_probe),
+    web.get(_p("/invokeai/boards"), invokeai.get_boards),
+    web.put(_p("/invokeai/board"), invokeai.put_board),
+    web.post(_p("/images/{album}/{id}/recall"), invokeai.post_recall),
+    web.post(_p("/images/{album}/{id}/remix"), invokeai.post_remix),
+    web.post(_p("/images/{album}/{id}/ref"), invokeai.post_image_ref),
+    web.post(_p("/ref-image"), invokeai.post_ref_image),
 ]
 
 
@@ -34,4 +44,4 @@ async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
 
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return [open_model_runner]
+    return [open_model_runner, invokeai.open_invokeai]

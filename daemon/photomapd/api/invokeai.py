@@ -1,0 +1,209 @@
+"""InvokeAI settings, boards and the actions that send work back into InvokeAI (DESIGN §4, §5).
+
+Only the daemon talks to InvokeAI; these routes are how the extension asks it to. Shapes (JSON):
+
+- `GET /settings/invokeai` → `{url, username, password_set, board_id, attach_ref_images}` (never the password).
+- `PUT /settings/invokeai` ← `{url, username?, password?, board_id?, attach_ref_images?}`: `url` is saved exactly as
+  typed, even when the probe fails; an omitted field keeps its value, `""` clears username/password, `null` board_id
+  is Uncategorized. → the GET shape plus `probe: {ok, version?, multiuser?, message?}` (message: one of DESIGN §4's
+  four, for the hint under the URL field).
+- `GET /invokeai/probe` → the probe of the saved URL (the settings page on open).
+- `GET /invokeai/boards` → `[{board_id: null, board_name: "Uncategorized"}, {board_id, board_name}, ...]`; a failed
+  login is an error here, never a silently empty list.
+- `PUT /invokeai/board` ← `{board_id}` → `{board_id}`: the board uploads go to.
+- `POST /images/{album}/{id}/recall|remix|ref` and `POST /ref-image` → `{ok, message, image_name?, board_name?}`.
+  `/ref-image` takes raw image bytes (any `image/*` or `application/octet-stream` body) or JSON `{url}` (http/https,
+  fetched by the daemon, size-capped).
+
+Errors are `{"error": {code, message}}`: 409 `not_recallable` for Remix/Recall on an image without InvokeAI metadata
+we recognise, 409 `recall_unsupported` before InvokeAI 6.12, 502 for upstream failures (`backend_unreachable`,
+`invokeai_auth_rejected`, ...), 409 `invokeai_not_configured` without a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path, PurePosixPath
+from typing import AsyncIterator
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from photomapd import credentials
+from photomapd.api.images import lookup_image
+from photomapd.api.keys import CONFIG, INVOKEAI
+from photomapd.config import Config
+from photomapd.errors import ImageNotFound, NotRecallable, RefImageTooBig
+from photomapd.invokeai import REF_MAX_BYTES, InvokeAIConnection, ProbeResult, Target, fetch_image, probe
+from photomapd.metadata import read_metadata
+from photomapd.recall import is_recallable
+from photomapd.refimage import Upload, prepare_upload
+
+
+class SettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    board_id: str | None = None
+    attach_ref_images: bool | None = None
+
+
+class SettingsView(BaseModel):
+    url: str
+    username: str
+    password_set: bool
+    board_id: str | None
+    attach_ref_images: bool
+
+
+class SettingsSaved(SettingsView):
+    probe: ProbeResult
+
+
+class BoardChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    board_id: str | None
+
+
+class RefImageUrl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+
+
+def target_from(cfg: Config, password: SecretStr | None) -> Target:
+    return Target(url=cfg.invokeai.url, username=cfg.invokeai.username, password=password)
+
+
+async def open_invokeai(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client for the configured InvokeAI for the app's life; settings changes rebuild it."""
+    connection = InvokeAIConnection()
+    await connection.configure(target_from(app[CONFIG].current, credentials.load_password()))
+    app[INVOKEAI] = connection
+    yield
+    await connection.aclose()
+
+
+def _view(cfg: Config) -> SettingsView:
+    settings = cfg.invokeai
+    return SettingsView(
+        url=settings.url,
+        username=settings.username,
+        password_set=credentials.load_password() is not None,
+        board_id=settings.board_id,
+        attach_ref_images=settings.attach_ref_images,
+    )
+
+
+async def _probe(url: str) -> ProbeResult:
+    return await probe(url) if url.strip() else ProbeResult(ok=False)
+
+
+# --- settings -------------------------------------------------------------------------------------------------------
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return web.json_response(_view(request.app[CONFIG].current).model_dump(mode="json"))
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    update = SettingsUpdate.model_validate_json(await request.read())
+    given = update.model_fields_set
+
+    def change(cfg: Config) -> None:
+        cfg.invokeai.url = update.url  # as typed: no trimming, no normalizing
+        if "username" in given:
+            cfg.invokeai.username = (update.username or "").strip()
+        if "board_id" in given:
+            cfg.invokeai.board_id = update.board_id or None
+        if "attach_ref_images" in given and update.attach_ref_images is not None:
+            cfg.invokeai.attach_ref_images = update.attach_ref_images
+
+    cfg = await asyncio.to_thread(request.app[CONFIG].update, change)
+    if "password" in given:
+        await asyncio.to_thread(credentials.save_password, update.password)
+    await request.app[INVOKEAI].configure(target_from(cfg, credentials.load_password()))
+    saved = SettingsSaved(**_view(cfg).model_dump(), probe=await _probe(update.url))
+    return web.json_response(saved.model_dump(mode="json"))
+
+
+async def get_probe(request: web.Request) -> web.Response:
+    result = await _probe(request.app[CONFIG].current.invokeai.url)
+    return web.json_response(result.model_dump(mode="json"))
+
+
+# --- boards ---------------------------------------------------------------------------------------------------------
+
+
+async def get_boards(request: web.Request) -> web.Response:
+    async with request.app[INVOKEAI].client() as client:
+        boards = await client.boards()
+    return web.json_response([board.model_dump(mode="json") for board in boards])
+
+
+async def put_board(request: web.Request) -> web.Response:
+    choice = BoardChoice.model_validate_json(await request.read())
+
+    def change(cfg: Config) -> None:
+        cfg.invokeai.board_id = choice.board_id or None
+
+    cfg = await asyncio.to_thread(request.app[CONFIG].update, change)
+    return web.json_response({"board_id": cfg.invokeai.board_id})
+
+
+# --- actions --------------------------------------------------------------------------------------------------------
+
+
+async def _send_parameters(request: web.Request, *, keep_seed: bool) -> web.Response:
+    row = await lookup_image(request, ["path"])
+    meta = await asyncio.to_thread(read_metadata, Path(row["path"]))
+    if not is_recallable(meta):
+        raise NotRecallable()
+    async with request.app[INVOKEAI].client() as client:
+        result = await client.send_parameters(meta, keep_seed=keep_seed)
+    return web.json_response(result.model_dump(mode="json"))
+
+
+async def post_recall(request: web.Request) -> web.Response:
+    return await _send_parameters(request, keep_seed=True)
+
+
+async def post_remix(request: web.Request) -> web.Response:
+    return await _send_parameters(request, keep_seed=False)
+
+
+async def _upload_reference(request: web.Request, upload: Upload) -> web.Response:
+    settings = request.app[CONFIG].current.invokeai
+    async with request.app[INVOKEAI].client() as client:
+        result = await client.use_as_reference(upload, settings.board_id, attach=settings.attach_ref_images)
+    return web.json_response(result.model_dump(mode="json"))
+
+
+async def post_image_ref(request: web.Request) -> web.Response:
+    row = await lookup_image(request, ["path"])
+    path = Path(row["path"])
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise ImageNotFound("The image file is no longer there: update the album's index") from exc
+    upload = await asyncio.to_thread(prepare_upload, data, path.name)
+    return await _upload_reference(request, upload)
+
+
+async def post_ref_image(request: web.Request) -> web.Response:
+    """The context menu's "Use as Ref Image": the image's bytes (data:/blob: sources), or its http(s) URL."""
+    if request.content_type == "application/json":
+        url = RefImageUrl.model_validate_json(await request.read()).url
+        data = await fetch_image(url)
+        name = PurePosixPath(urlsplit(url).path).name or "reference"
+    else:
+        data = await request.read()  # aiohttp's client_max_size already stops a runaway body
+        if len(data) > REF_MAX_BYTES:
+            raise RefImageTooBig(REF_MAX_BYTES)
+        name = "reference"
+    upload = await asyncio.to_thread(prepare_upload, data, name)
+    return await _upload_reference(request, upload)

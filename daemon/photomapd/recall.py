@@ -1,0 +1,166 @@
+"""Turn a normalized `ImageMetadata` into the body of InvokeAI's `POST /api/v1/recall/{queue_id}` (DESIGN §4).
+
+A pure function of the record, so every InvokeAI era the parser understands gives a body the same way. The server's
+model forbids unknown fields and checks ranges (steps ≥ 1, sizes ≥ 64, seed ≥ 0, weights within bounds, a few enums),
+and one bad value rejects the whole recall, so a value the server would refuse is left out (or a weight clamped)
+rather than sent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from photomapd.metadata.model import ControlLayer, ImageMetadata, ReferenceImage
+
+# The server's bounds (its pydantic Field(ge=..., le=...)).
+MIN_SIZE_PX = 64
+LORA_WEIGHT_RANGE = (-10.0, 10.0)
+ADAPTER_WEIGHT_RANGE = (-1.0, 2.0)  # IP adapters and control layers
+CONTROL_MODES = frozenset({"balanced", "more_prompt", "more_control"})
+IP_ADAPTER_METHODS = frozenset({"full", "style", "composition"})
+
+# InvokeAI 1.x/2.x wrote k-diffusion sampler names; today's scheduler names drop the prefix (and two changed more).
+_LEGACY_SCHEDULERS = {
+    "k_lms": "lms",
+    "k_euler": "euler",
+    "k_euler_a": "euler_a",
+    "k_heun": "heun",
+    "k_dpm_2": "kdpm_2",
+    "k_dpm_2_a": "kdpm_2_a",
+    "k_dpmpp_2": "dpmpp_2m",
+    "k_dpmpp_2_a": "dpmpp_2s",
+    "plms": "pndm",
+}
+
+
+def is_recallable(meta: ImageMetadata) -> bool:
+    """Remix and Recall are offered only for InvokeAI metadata whose shape the parser understood."""
+    return meta.generator == "invokeai" and meta.recallable
+
+
+def build_recall_body(
+    meta: ImageMetadata, *, include_seed: bool = True, reference_images: bool = True
+) -> dict[str, Any]:
+    """Every parameter `meta` carries, named as the recall route names them.
+
+    `include_seed=False` is Remix. `reference_images=False` is for servers before 6.13, whose model has no such field:
+    global reference images (ones without an adapter model) are then left out.
+    """
+    body: dict[str, Any] = {}
+    _put(body, "positive_prompt", meta.positive_prompt)
+    _put(body, "negative_prompt", meta.negative_prompt)
+    _put(body, "model", meta.model.name if meta.model else None)
+    _put(body, "scheduler", _scheduler(meta.scheduler))
+    _put(body, "steps", meta.steps if meta.steps is not None and meta.steps >= 1 else None)
+    _put(body, "cfg_scale", _finite(meta.cfg_scale))
+    _put(body, "guidance", _finite(meta.guidance))
+    _put(body, "width", _size(meta.width))
+    _put(body, "height", _size(meta.height))
+    if include_seed:
+        _put(body, "seed", meta.seed if meta.seed is not None and meta.seed >= 0 else None)
+    _put(body, "vae_model", meta.vae.name if meta.vae else None)
+    _put(body, "refiner_model", meta.refiner_model.name if meta.refiner_model else None)
+    _put(body, "clip_skip", meta.clip_skip if meta.clip_skip is not None and meta.clip_skip >= 0 else None)
+    _put(body, "seamless_x", meta.seamless_x)
+    _put(body, "seamless_y", meta.seamless_y)
+    strength = _finite(meta.denoise_strength)
+    if strength is None and meta.init_image is not None:
+        strength = _finite(meta.init_image.strength)
+    _put(body, "denoise_strength", strength if strength is not None and 0.0 <= strength <= 1.0 else None)
+    loras = [
+        {"model_name": lora.name, "weight": _clamp(lora.weight, LORA_WEIGHT_RANGE, 0.75), "is_enabled": True}
+        for lora in meta.loras
+        if lora.name
+    ]
+    _put(body, "loras", loras or None)
+    controls = [_control_layer(layer) for layer in meta.control_layers if layer.model]
+    _put(body, "control_layers", controls or None)
+    adapters = [_ip_adapter(ref) for ref in meta.reference_images if _is_ip_adapter(ref)]
+    _put(body, "ip_adapters", adapters or None)
+    if reference_images:
+        globals_ = [{"image_name": ref.image_name} for ref in meta.reference_images if _is_global_reference(ref)]
+        _put(body, "reference_images", globals_ or None)
+    return body
+
+
+def image_names(body: dict[str, Any]) -> list[str]:
+    """The InvokeAI image names a recall body points at (the server refuses images it doesn't have)."""
+    return [
+        item["image_name"]
+        for key in ("control_layers", "ip_adapters", "reference_images")
+        for item in body.get(key, [])
+        if item.get("image_name")
+    ]
+
+
+def without_images(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` minus every layer that names an image: what is left still recalls the rest of the parameters."""
+    trimmed = dict(body)
+    for key in ("control_layers", "ip_adapters", "reference_images"):
+        kept = [item for item in body.get(key, []) if not item.get("image_name")]
+        if kept:
+            trimmed[key] = kept
+        else:
+            trimmed.pop(key, None)
+    return trimmed
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _put(body: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None and value != "":
+        body[key] = value
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _size(value: int | None) -> int | None:
+    return value if value is not None and value >= MIN_SIZE_PX else None
+
+
+def _clamp(value: float | None, bounds: tuple[float, float], default: float) -> float:
+    finite = _finite(value)
+    low, high = bounds
+    return default if finite is None else min(max(finite, low), high)
+
+
+def _scheduler(name: str | None) -> str | None:
+    if not name:
+        return None
+    return _LEGACY_SCHEDULERS.get(name, name)
+
+
+def _step_percents(item: dict[str, Any], begin: float | None, end: float | None) -> None:
+    for key, value in (("begin_step_percent", begin), ("end_step_percent", end)):
+        finite = _finite(value)
+        if finite is not None and 0.0 <= finite <= 1.0:
+            item[key] = finite
+
+
+def _control_layer(layer: ControlLayer) -> dict[str, Any]:
+    item: dict[str, Any] = {"model_name": layer.model, "weight": _clamp(layer.weight, ADAPTER_WEIGHT_RANGE, 1.0)}
+    _put(item, "image_name", layer.image_name)
+    _step_percents(item, layer.begin_step_percent, layer.end_step_percent)
+    _put(item, "control_mode", layer.control_mode if layer.control_mode in CONTROL_MODES else None)
+    return item
+
+
+def _is_ip_adapter(ref: ReferenceImage) -> bool:
+    """An IP adapter names its adapter model and says how strongly it applies; a global reference image doesn't."""
+    return bool(ref.model) and (ref.weight is not None or ref.method is not None or ref.begin_step_percent is not None)
+
+
+def _is_global_reference(ref: ReferenceImage) -> bool:
+    return bool(ref.image_name) and not _is_ip_adapter(ref)
+
+
+def _ip_adapter(ref: ReferenceImage) -> dict[str, Any]:
+    item: dict[str, Any] = {"model_name": ref.model, "weight": _clamp(ref.weight, ADAPTER_WEIGHT_RANGE, 1.0)}
+    _put(item, "image_name", ref.image_name)
+    _step_percents(item, ref.begin_step_percent, ref.end_step_percent)
+    _put(item, "method", ref.method if ref.method in IP_ADAPTER_METHODS else None)
+    return item
