@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from photomapd import thumbs
 from photomapd.api.keys import CONFIG, STORE
-from photomapd.errors import AlbumNotFound, ImageNotFound, NotIndexed
+from photomapd.errors import AlbumNotFound, FileMissing, FileOutsideAlbum, ImageNotFound, NotIndexed
 from photomapd.store import AlbumTable
 
 
@@ -37,3 +40,73 @@ async def lookup_image(request: web.Request, columns: list[str] | None = None) -
     if row is None:
         raise ImageNotFound()
     return row
+
+# --- thumbnail and file (search.md owner) ----------------------------------------------------------------------------
+# Both read the row's path, which must still resolve (symlinks followed) to a regular file inside one of the album's
+# configured folders: a folder swapped for a symlink after indexing can't make us serve /etc or another album.
+
+# Thumbnails and files change only when the file does (and the ETag with it); the browser revalidates after this.
+IMAGE_CACHE_CONTROL = "private, max-age=600"
+
+
+def _confine(path: Path, folders: list[str]) -> Path:
+    try:
+        resolved = path.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise FileMissing() from exc
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise FileOutsideAlbum() from exc
+    for folder in folders:
+        try:
+            root = Path(folder).resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue  # an unplugged drive: nothing can be inside it
+        if resolved.is_relative_to(root) and resolved.is_file():
+            return resolved
+    if not resolved.is_file():
+        raise FileMissing()
+    raise FileOutsideAlbum()
+
+
+async def _album_file(request: web.Request) -> tuple[int, Path]:
+    """(row id, resolved path) of the image in the URL, confined to its album's folders."""
+    row = await lookup_image(request, ["id", "path"])
+    album_key = request.match_info["album"]
+    folders = next(album.folders for album in request.app[CONFIG].current.albums if album.key == album_key)
+    return row["id"], await asyncio.to_thread(_confine, Path(row["path"]), folders)
+
+
+def _is_fresh(request: web.Request, etag: str) -> bool:
+    return etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
+
+
+async def get_thumb(request: web.Request) -> web.Response:
+    row_id, path = await _album_file(request)
+    album_key = request.match_info["album"]
+    try:
+        stamp = await asyncio.to_thread(thumbs.FileStamp.of, path)
+    except FileNotFoundError as exc:
+        raise FileMissing() from exc
+    headers = {"ETag": stamp.etag, "Cache-Control": IMAGE_CACHE_CONTROL}
+    if _is_fresh(request, stamp.etag):
+        return web.Response(status=304, headers=headers)
+    try:
+        data, stamp = await asyncio.to_thread(thumbs.thumbnail, album_key, row_id, path)
+    except FileNotFoundError as exc:  # deleted between the stat and the render
+        raise FileMissing() from exc
+    headers["ETag"] = stamp.etag
+    return web.Response(body=data, content_type=thumbs.THUMB_CONTENT_TYPE, headers=headers)
+
+
+async def get_file(request: web.Request) -> web.FileResponse:
+    _, path = await _album_file(request)
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # FileResponse sets ETag/Last-Modified from the file and answers If-None-Match with 304 (and Range requests).
+    return web.FileResponse(
+        path,
+        headers={
+            "Cache-Control": IMAGE_CACHE_CONTROL,
+            "Content-Type": content_type,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -9,6 +9,7 @@ from aiohttp import web
 from photomapd.config import ConfigStore
 from photomapd.invokeai import InvokeAIConnection
 from photomapd.model_runner import ModelRunner
+from photomapd.search import VectorCache
 from photomapd.store import Store
 
 
@@ -28,3 +29,4 @@ CONFIG = web.AppKey("config", ConfigStore)
 STORE = web.AppKey("store", Store)
 EMBEDDER = web.AppKey("embedder", ModelRunner)
 INVOKEAI = web.AppKey("invokeai", InvokeAIConnection)
+SEARCH_CACHE = web.AppKey("search_cache", VectorCache)
