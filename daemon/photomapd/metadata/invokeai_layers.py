@@ -65,44 +65,57 @@ def _step_range(config: dict[str, Any]) -> tuple[float | None, float | None]:
     return as_float(config.get("begin_step_percent")), as_float(config.get("end_step_percent"))
 
 
+def _flat(value: Any) -> list[Any]:
+    """A list, with some 6.x writers' extra list-of-lists wrapper removed."""
+    items = as_list(value)
+    return as_list(items[0]) if len(items) == 1 and isinstance(items[0], list) else items
+
+
+def _layers(metadata: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """4.x `control_layers: {version, layers: [...]}`: the enabled layers whose type mentions `kind`."""
+    layers = [as_dict(layer) for layer in as_list(dig(metadata, "control_layers", "layers"))]
+    return [layer for layer in layers if kind in (as_str(layer.get("type")) or "") and _enabled(layer)]
+
+
 def read_reference_images(metadata: dict[str, Any]) -> tuple[list[ReferenceImage], bool]:
-    """ipAdapters (3.x–4.1), canvas_v2_metadata.referenceImages (5.x), ref_images (6.x)."""
+    """ipAdapters (3.x–4.1), control_layers ip_adapter layers (4.x), canvas_v2_metadata.referenceImages (5.x),
+    ref_images (6.x)."""
     images: list[ReferenceImage] = []
     understood = True
-    sources = (
-        (metadata.get("ipAdapters"), False),
-        (dig(metadata, "canvas_v2_metadata", "referenceImages"), True),
-        (metadata.get("ref_images"), True),
-    )
-    for value, is_layer in sources:
+    for value in (metadata.get("ipAdapters"), dig(metadata, "canvas_v2_metadata", "referenceImages")):
         if value is not None and not isinstance(value, list):
             understood = False
-        for entry in as_list(value):
-            item = as_dict(entry)
-            if not item:
-                understood = False
-                continue
-            if not _enabled(item):
-                continue
-            # 5.x/6.x layers wrap the adapter settings in `ipAdapter` (early 5.x) or `config`.
-            config = (as_dict(item.get("config")) or as_dict(item.get("ipAdapter"))) if is_layer else item
-            model = model_ref(config.get("model") if is_layer else item.get("ip_adapter_model"))
-            begin, end = _step_range(config)
-            images.append(
-                ReferenceImage(
-                    image_name=image_name(config.get("image")),
-                    model=model.name if model else None,
-                    weight=as_float(config.get("weight")),
-                    method=as_str(config.get("method")),
-                    begin_step_percent=begin,
-                    end_step_percent=end,
-                )
+    entries = [(entry, False) for entry in as_list(metadata.get("ipAdapters"))]
+    entries += [(entry, True) for entry in _layers(metadata, "ip_adapter")]
+    entries += [(entry, True) for entry in as_list(dig(metadata, "canvas_v2_metadata", "referenceImages"))]
+    entries += [(entry, True) for entry in _flat(metadata.get("ref_images"))]
+    for entry, is_layer in entries:
+        item = as_dict(entry)
+        if not item:
+            understood = False
+            continue
+        if not _enabled(item):
+            continue
+        # 4.x/5.x/6.x layers wrap the adapter settings in `ipAdapter` or `config`.
+        config = (as_dict(item.get("config")) or as_dict(item.get("ipAdapter"))) if is_layer else item
+        model = model_ref(config.get("model") or config.get("ip_adapter_model"))
+        begin, end = _step_range(config)
+        images.append(
+            ReferenceImage(
+                image_name=image_name(config.get("image")),
+                model=model.name if model else None,
+                weight=as_float(config.get("weight")),
+                method=as_str(config.get("method")),
+                begin_step_percent=begin,
+                end_step_percent=end,
             )
+        )
     return images, understood
 
 
 def read_control_layers(metadata: dict[str, Any]) -> tuple[list[ControlLayer], bool]:
-    """controlnets / t2iAdapters (3.x–4.x) and canvas_v2_metadata.controlLayers (5.x+)."""
+    """controlnets / t2iAdapters (3.x–4.x), control_layers control adapter layers (4.x) and
+    canvas_v2_metadata.controlLayers (5.x+)."""
     layers: list[ControlLayer] = []
     understood = True
     for key, model_key in (("controlnets", "control_model"), ("t2iAdapters", "t2i_adapter_model")):
@@ -111,39 +124,33 @@ def read_control_layers(metadata: dict[str, Any]) -> tuple[list[ControlLayer], b
             understood = False
         for entry in as_list(value):
             item = as_dict(entry)
-            model = model_ref(item.get(model_key) or item.get("controlnet_model"))
+            model = model_ref(item.get(model_key) or item.get("model"))
             if model is None:
                 understood = False
                 continue
-            begin, end = _step_range(item)
-            layers.append(
-                ControlLayer(
-                    image_name=image_name(item.get("image")),
-                    model=model.name,
-                    weight=as_float(item.get("control_weight") if "control_weight" in item else item.get("weight")),
-                    begin_step_percent=begin,
-                    end_step_percent=end,
-                    control_mode=as_str(item.get("control_mode")),
-                )
-            )
-    for entry in as_list(dig(metadata, "canvas_v2_metadata", "controlLayers")):
+            layers.append(_control_layer(item, model, image_name(item.get("image"))))
+    canvas_layers = as_list(dig(metadata, "canvas_v2_metadata", "controlLayers")) + _layers(metadata, "control_adapter")
+    for entry in canvas_layers:
         item = as_dict(entry)
         adapter = as_dict(item.get("controlAdapter"))
         if not adapter or not _enabled(item):
             continue
-        model = model_ref(adapter.get("model"))
-        begin, end = _step_range(adapter)
-        layers.append(
-            ControlLayer(
-                image_name=_first_object_image(item),
-                model=model.name if model else None,
-                weight=as_float(adapter.get("weight")),
-                begin_step_percent=begin,
-                end_step_percent=end,
-                control_mode=as_str(adapter.get("controlMode")),
-            )
-        )
+        image = _first_object_image(item) or image_name(adapter.get("image")) or image_name(adapter.get("processedImage"))
+        layers.append(_control_layer(adapter, model_ref(adapter.get("model")), image))
     return layers, understood
+
+
+def _control_layer(settings: dict[str, Any], model: ModelRef | None, image: str | None) -> ControlLayer:
+    begin, end = _step_range(settings)
+    weight = settings.get("control_weight") if "control_weight" in settings else settings.get("weight")
+    return ControlLayer(
+        image_name=image,
+        model=model.name if model else None,
+        weight=as_float(weight),
+        begin_step_percent=begin,
+        end_step_percent=end,
+        control_mode=as_str(settings.get("control_mode")) or as_str(settings.get("controlMode")),
+    )
 
 
 def _first_object_image(layer: dict[str, Any]) -> str | None:
@@ -159,6 +166,11 @@ def read_init_image(metadata: dict[str, Any], graph: Any, workflow: Any) -> Init
     image feeding an `i2l` node in the graph or workflow (the only gap the graph/workflow are used for)."""
     strength = as_float(metadata.get("strength"))
     name = image_name(metadata.get("init_image"))
+    if name is None:
+        for layer in _layers(metadata, "initial_image"):
+            name = image_name(layer.get("image"))
+            if name:
+                break
     if name is None:
         for layer in as_list(dig(metadata, "canvas_v2_metadata", "rasterLayers")):
             if _enabled(as_dict(layer)):
