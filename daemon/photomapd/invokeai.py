@@ -1,5 +1,7 @@
 """The InvokeAI client (DESIGN §4): probe, login, boards, upload, recall — and the ref-image download.
 
+What the panel's buttons do with it (Recall, Remix, Use as Ref Image) is in `actions.py`.
+
 The only module that imports httpx. Every httpx exception and every upstream status code is turned into one of our
 typed errors here, so callers (API handlers, the CLI) never see httpx. The base URL is used as the user typed it: a
 path prefix (a reverse proxy's `/invoke/`) is kept because httpx appends our relative paths to it.
@@ -10,9 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Generator
+from typing import Any, Generator
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,18 +26,14 @@ from photomapd.errors import (
     BackendUnreachable,
     BoardNotFound,
     CertificateUntrusted,
-    InvokeAINotConfigured,
     InvokeAIRefused,
     InvokeAIUrlHost,
     InvokeAIUrlScheme,
     NotInvokeAI,
-    PhotoMapError,
     RecallUnsupported,
     RefImageInvalid,
     RefImageTooBig,
 )
-from photomapd.metadata.model import ImageMetadata
-from photomapd.recall import build_recall_body, image_names, without_images
 from photomapd.refimage import Upload
 
 log = logging.getLogger(__name__)
@@ -111,13 +108,6 @@ class Board(BaseModel):
 
 
 UNCATEGORIZED = Board(board_id=None, board_name="Uncategorized")
-
-
-class ActionResult(BaseModel):
-    ok: bool = True
-    message: str
-    image_name: str | None = None
-    board_name: str | None = None
 
 
 # --- login ----------------------------------------------------------------------------------------------------------
@@ -297,48 +287,11 @@ class InvokeAIClient:
         if response.status_code in (404, 405) and _detail(response) in ("Not Found", "Method Not Allowed", ""):
             raise RecallUnsupported((await self.info()).version)
         if response.status_code in (403, 404):
-            raise _ImagesMissing(_detail(response))
+            raise ImagesMissing(_detail(response))
         _check(response)
 
-    async def send_parameters(self, meta: ImageMetadata, *, keep_seed: bool) -> ActionResult:
-        """Recall (`keep_seed`) or Remix: every parameter of `meta`; on ≥ 6.13 strictly, so nothing old lingers."""
-        info = await self.info()
-        if not info.can_recall:
-            raise RecallUnsupported(info.version)
-        body = build_recall_body(meta, include_seed=keep_seed, reference_images=info.can_strict)
-        action = "Recall" if keep_seed else "Remix"
-        note = ""
-        try:
-            await self.recall(body, strict=info.can_strict)
-        except _ImagesMissing:
-            # The layers name images this server doesn't have (another machine, or deleted): send the rest.
-            missing = len(image_names(body))
-            await self.recall(without_images(body), strict=info.can_strict)
-            note = f" without {missing} reference image(s) this InvokeAI doesn't have"
-        if not info.can_strict:
-            note += " (InvokeAI 6.13 or newer also clears the settings the image doesn't have)"
-        return ActionResult(message=f"{action} sent to InvokeAI{note}: press Invoke there to generate")
 
-    async def use_as_reference(self, upload: Upload, board_id: str | None, *, attach: bool = False) -> ActionResult:
-        """Upload to the chosen board; with `attach` (opt-in, ≥ 6.13) also add it to the current generation."""
-        board_name = await self.board_name(board_id)
-        image_name = await self.upload(upload, board_id)
-        message = f"Uploaded to InvokeAI board “{board_name}” as {image_name}"
-        if attach:
-            message += await self._attach(image_name)
-        return ActionResult(message=message, image_name=image_name, board_name=board_name)
-
-    async def _attach(self, image_name: str) -> str:
-        if not (await self.info()).can_strict:
-            return "; attaching it as a reference image needs InvokeAI 6.13 or newer"
-        try:
-            await self.recall({"reference_images": [{"image_name": image_name}]}, append=True)
-        except PhotoMapError as err:  # the upload worked: say so, and why the attach didn't
-            return f"; it could not be attached: {err.message}"
-        return " and attached as a reference image"
-
-
-class _ImagesMissing(InvokeAIRefused):
+class ImagesMissing(InvokeAIRefused):
     """403/404 from recall: an image name in the body is not one this user may use on this server."""
 
 
@@ -351,72 +304,6 @@ async def probe(url: str, *, transport: httpx.AsyncBaseTransport | None = None,
     except (InvokeAIUrlScheme, InvokeAIUrlHost, BackendUnreachable, NotInvokeAI) as err:
         return ProbeResult(ok=False, message=err.message)
     return ProbeResult(ok=True, version=info.version, multiuser=info.multiuser)
-
-
-# --- the app's connection -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which server and who: a change of any part means a new client (new pool, new login)."""
-
-    url: str
-    username: str = ""
-    password: SecretStr | None = None
-
-
-class InvokeAIConnection:
-    """The daemon's one client for the configured server, rebuilt when the target changes.
-
-    A replaced client is closed once the requests still using it have finished, so saving settings never cuts an
-    upload in half.
-    """
-
-    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout = TIMEOUT) -> None:
-        self._transport = transport
-        self._timeout = timeout
-        self._target = Target(url="")
-        self._client: InvokeAIClient | None = None
-        self._leases: dict[int, int] = {}  # id(client) -> requests using it
-        self._retired: list[InvokeAIClient] = []
-
-    async def configure(self, target: Target) -> None:
-        if target == self._target:
-            return
-        self._target = target
-        old, self._client = self._client, None
-        if old is not None:
-            self._retired.append(old)
-            await self._close_idle()
-
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[InvokeAIClient]:
-        if not self._target.url.strip():
-            raise InvokeAINotConfigured()
-        if self._client is None:
-            target = self._target
-            self._client = InvokeAIClient(
-                target.url, target.username, target.password, transport=self._transport, timeout=self._timeout
-            )
-        client = self._client
-        self._leases[id(client)] = self._leases.get(id(client), 0) + 1
-        try:
-            yield client
-        finally:
-            self._leases[id(client)] -= 1
-            await self._close_idle()
-
-    async def _close_idle(self) -> None:
-        for old in [c for c in self._retired if self._leases.get(id(c), 0) == 0]:
-            self._retired.remove(old)
-            self._leases.pop(id(old), None)
-            await old.aclose()
-
-    async def aclose(self) -> None:
-        clients = [*self._retired, *([self._client] if self._client else [])]
-        self._retired, self._client = [], None
-        for client in clients:
-            await client.aclose()
 
 
 # --- ref image download ---------------------------------------------------------------------------------------------

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
-import os
 import signal
 import socket
 
 from aiohttp import web
 
-from photomapd import config
+from photomapd import lifecycle
 from photomapd.api import create_app
 from photomapd.api.keys import ServeOptions
 from photomapd.config import ConfigStore
+from photomapd.lifecycle import read_state, write_state  # noqa: F401  (server.read_state is the public name)
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +40,22 @@ def bind_socket(port: int) -> socket.socket:
     raise AssertionError("unreachable")
 
 
-def write_state(port: int) -> None:
-    config.write_json_atomic(config.state_path(), {"port": port, "pid": os.getpid()})
-
-
-def read_state() -> dict[str, int] | None:
-    try:
-        state = json.loads(config.state_path().read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
 async def serve(options: ServeOptions, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; cleanup contexts then stop watchers and let in-flight index batches finish."""
+    """Serve until SIGINT/SIGTERM; cleanup contexts then stop watchers and let in-flight index batches finish.
+
+    Only one daemon runs per data dir: a second one raises AlreadyRunning (exit code 0) naming the first.
+    """
+    instance = lifecycle.InstanceLock()
+    if not instance.acquire():
+        raise lifecycle.already_running_error()
+    try:
+        lifecycle.clear_stale_state()  # a daemon killed with -9 left its state.json; we hold the lock, so it is stale
+        await _serve_locked(options, port)
+    finally:
+        instance.release()
+
+
+async def _serve_locked(options: ServeOptions, port: int | None) -> None:
     config_store = ConfigStore()
     app = create_app(options, config_store)
     runner = web.AppRunner(app, handle_signals=False)
@@ -73,7 +74,9 @@ async def serve(options: ServeOptions, port: int | None = None) -> None:
     try:
         await stop.wait()
     finally:
+        # A second signal while cleanup waits on a batch kills at once, as a user pressing Ctrl-C twice expects.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("photomapd stopping")
         await runner.cleanup()
-        state = read_state()
-        if state and state.get("pid") == os.getpid():
-            config.state_path().unlink(missing_ok=True)
+        lifecycle.clear_state()

@@ -19,8 +19,10 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the fake server lives next to these tests
 from fake_invokeai import DEFAULT_USERS, FakeInvokeAI  # noqa: E402
 
-from photomapd import errors  # noqa: E402
-from photomapd.invokeai import InvokeAIClient, InvokeAIConnection, Target, probe, version_tuple  # noqa: E402
+from photomapd import errors, invokeai  # noqa: E402
+from photomapd.actions import send_parameters, use_as_reference  # noqa: E402
+from photomapd.invokeai import InvokeAIClient, fetch_image, probe, version_tuple  # noqa: E402
+from photomapd.invokeai_connection import InvokeAIConnection, Target  # noqa: E402
 from photomapd.metadata.model import ImageMetadata, ModelRef, ReferenceImage  # noqa: E402
 from photomapd.refimage import prepare_upload  # noqa: E402
 
@@ -263,8 +265,8 @@ async def test_upload_to_a_board_and_to_uncategorized(start: Start) -> None:
     board = fake.add_board("Refs")
     upload = prepare_upload(_png(), "fox.png")
     async with InvokeAIClient(await start(fake)) as client:
-        named = await client.use_as_reference(upload, board)
-        loose = await client.use_as_reference(upload, None)
+        named = await use_as_reference(client, upload, board)
+        loose = await use_as_reference(client, upload, None)
     assert (named.board_name, loose.board_name) == ("Refs", "Uncategorized")
     assert fake.images[named.image_name or ""]["board_id"] == board
     assert fake.images[loose.image_name or ""]["board_id"] is None
@@ -297,8 +299,8 @@ async def test_fake_upload_validates_like_the_server(start: Start) -> None:
 async def test_recall_on_6_14_is_strict_and_remix_drops_the_seed(start: Start) -> None:
     fake = FakeInvokeAI("6.14.2")
     async with InvokeAIClient(await start(fake)) as client:
-        recalled = await client.send_parameters(_recallable(), keep_seed=True)
-        await client.send_parameters(_recallable(), keep_seed=False)
+        recalled = await send_parameters(client, _recallable(), keep_seed=True)
+        await send_parameters(client, _recallable(), keep_seed=False)
     assert recalled.ok and "Invoke" in recalled.message
     recall, remix = fake.recalls
     assert recall["query"] == {"strict": "true"} and recall["queue_id"] == "default"
@@ -312,7 +314,7 @@ async def test_recall_on_6_12_sends_no_strict_and_no_reference_images(start: Sta
     meta = _recallable(reference_images=[ReferenceImage(image_name="flux.png"),
                                          ReferenceImage(image_name="ip.png", model="ip-adapter", weight=0.5)])
     async with InvokeAIClient(await start(fake)) as client:
-        result = await client.send_parameters(meta, keep_seed=True)
+        result = await send_parameters(client, meta, keep_seed=True)
     (recall,) = fake.recalls
     assert recall["query"] == {}
     assert "reference_images" not in recall["body"]
@@ -324,7 +326,7 @@ async def test_recall_on_6_11_says_which_version_is_needed(start: Start) -> None
     fake = FakeInvokeAI("6.11.1")
     async with InvokeAIClient(await start(fake)) as client:
         with pytest.raises(errors.RecallUnsupported, match=r"Recall needs InvokeAI 6\.12 or newer \(this server runs"):
-            await client.send_parameters(_recallable(), keep_seed=True)
+            await send_parameters(client, _recallable(), keep_seed=True)
         with pytest.raises(errors.RecallUnsupported):  # and if asked anyway, the 404 says the same
             await client.recall({"positive_prompt": "x"})
 
@@ -342,7 +344,7 @@ async def test_recall_naming_images_the_server_lacks_sends_the_rest(start: Start
     fake = FakeInvokeAI("6.14.2")
     meta = _recallable(reference_images=[ReferenceImage(image_name="elsewhere.png")])
     async with InvokeAIClient(await start(fake)) as client:
-        result = await client.send_parameters(meta, keep_seed=True)
+        result = await send_parameters(client, meta, keep_seed=True)
     (recall,) = fake.recalls
     assert "reference_images" not in recall["body"] and recall["body"]["seed"] == 42
     assert "1 reference image" in result.message
@@ -351,7 +353,7 @@ async def test_recall_naming_images_the_server_lacks_sends_the_rest(start: Start
 async def test_attach_adds_the_upload_as_a_reference_image_on_6_13(start: Start) -> None:
     fake = FakeInvokeAI("6.13.0")
     async with InvokeAIClient(await start(fake)) as client:
-        result = await client.use_as_reference(prepare_upload(_png()), None, attach=True)
+        result = await use_as_reference(client, prepare_upload(_png()), None, attach=True)
     (recall,) = fake.recalls
     assert recall["query"] == {"append": "true"}
     assert recall["body"] == {"reference_images": [{"image_name": result.image_name}]}
@@ -361,7 +363,7 @@ async def test_attach_adds_the_upload_as_a_reference_image_on_6_13(start: Start)
 async def test_attach_on_6_12_uploads_and_explains(start: Start) -> None:
     fake = FakeInvokeAI("6.12.0")
     async with InvokeAIClient(await start(fake)) as client:
-        result = await client.use_as_reference(prepare_upload(_png()), None, attach=True)
+        result = await use_as_reference(client, prepare_upload(_png()), None, attach=True)
     assert result.image_name in fake.images and fake.recalls == []
     assert "6.13" in result.message
 
@@ -385,3 +387,77 @@ async def test_connection_rebuilds_its_client_when_the_target_changes(start: Sta
     assert client_a is not client_b and client_a._http.is_closed
     await connection.aclose()
     assert client_b._http.is_closed
+
+
+# --- the context menu's download ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def site(start: Start) -> str:
+    async def picture(request: web.Request) -> web.Response:
+        return web.Response(body=_png((64, 64)), content_type="image/png")
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>not a picture</html>", content_type="text/html")
+
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop")
+
+    async def to_ftp(request: web.Request) -> web.Response:
+        raise web.HTTPFound("ftp://127.0.0.1/cat.png")
+
+    async def missing(request: web.Request) -> web.Response:
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    for path, handler in (("/cat.png", picture), ("/page", page), ("/loop", loop), ("/ftp", to_ftp),
+                          ("/gone", missing)):
+        app.router.add_get(path, handler)
+    return await start(app)
+
+
+async def test_fetch_image_downloads_an_image(site: str) -> None:
+    data = await fetch_image(site + "cat.png")
+    assert prepare_upload(data).content_type == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("page", errors.REF_NOT_IMAGE),
+        ("loop", errors.REF_TOO_MANY_REDIRECTS),
+        ("ftp", errors.REF_URL_SCHEME),
+        ("gone", errors.REF_DOWNLOAD_FAILED + " (HTTP 404)"),
+    ],
+)
+async def test_fetch_image_refusals(site: str, path: str, message: str) -> None:
+    with pytest.raises(errors.RefImageInvalid) as raised:
+        await fetch_image(site + path)
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "data:image/png;base64,AAAA", "ftp://host/a.png"])
+async def test_fetch_image_only_http_and_https(url: str) -> None:
+    with pytest.raises(errors.RefImageInvalid, match="Only http:// and https://"):
+        await fetch_image(url)
+
+
+async def test_fetch_image_size_cap(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(invokeai, "REF_MAX_BYTES", 100)
+    with pytest.raises(errors.RefImageTooBig):
+        await fetch_image(site + "cat.png")
+
+
+async def test_fetch_image_times_out_instead_of_hanging() -> None:
+    def silent(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    with pytest.raises(errors.RefImageInvalid, match="Could not download"):
+        await fetch_image("http://example.invalid/a.png", transport=httpx.MockTransport(silent))
+
+
+def test_prepare_upload_trusts_the_bytes_not_the_name() -> None:
+    upload = prepare_upload(_png(), "holiday.jpg")
+    assert (upload.filename, upload.content_type) == ("holiday.png", "image/png")
+    with pytest.raises(errors.RefImageInvalid):
+        prepare_upload(b"GIF89a-but-not-really", "x.gif")

@@ -34,10 +34,11 @@ from photomapd import credentials
 from photomapd.api.images import lookup_image
 from photomapd.api.keys import CONFIG, INVOKEAI
 from photomapd.config import Config
-from photomapd.errors import ImageNotFound, NotRecallable, RefImageTooBig
-from photomapd.invokeai import REF_MAX_BYTES, InvokeAIConnection, ProbeResult, Target, fetch_image, probe
+from photomapd.errors import ImageNotFound, RefImageTooBig
+from photomapd.actions import send_parameters, use_as_reference
+from photomapd.invokeai import REF_MAX_BYTES, ProbeResult, fetch_image, probe
+from photomapd.invokeai_connection import InvokeAIConnection, Target
 from photomapd.metadata import read_metadata
-from photomapd.recall import is_recallable
 from photomapd.refimage import Upload, prepare_upload
 
 
@@ -161,10 +162,8 @@ async def put_board(request: web.Request) -> web.Response:
 async def _send_parameters(request: web.Request, *, keep_seed: bool) -> web.Response:
     row = await lookup_image(request, ["path"])
     meta = await asyncio.to_thread(read_metadata, Path(row["path"]))
-    if not is_recallable(meta):
-        raise NotRecallable()
     async with request.app[INVOKEAI].client() as client:
-        result = await client.send_parameters(meta, keep_seed=keep_seed)
+        result = await send_parameters(client, meta, keep_seed=keep_seed)
     return web.json_response(result.model_dump(mode="json"))
 
 
@@ -179,7 +178,7 @@ async def post_remix(request: web.Request) -> web.Response:
 async def _upload_reference(request: web.Request, upload: Upload) -> web.Response:
     settings = request.app[CONFIG].current.invokeai
     async with request.app[INVOKEAI].client() as client:
-        result = await client.use_as_reference(upload, settings.board_id, attach=settings.attach_ref_images)
+        result = await use_as_reference(client, upload, settings.board_id, attach=settings.attach_ref_images)
     return web.json_response(result.model_dump(mode="json"))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from photomapd.config import ConfigStore
-from photomapd.invokeai import InvokeAIConnection
+from photomapd.invokeai_connection import InvokeAIConnection
 from photomapd.model_runner import ModelRunner
 from photomapd.search import VectorCache
 from photomapd.store import Store

@@ -6,7 +6,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from photomapd.api import images, invokeai, search, status
+from photomapd.api import images, invokeai, mapview, search, status
 from photomapd.api.app import API_PREFIX
 from photomapd.api.keys import CONFIG, EMBEDDER, OPTIONS
 from photomapd.model_runner import ModelRunner
@@ -30,6 +30,9 @@ ROUTES: list[web.RouteDef] = [
     web.post(_p("/images/{album}/{id}/remix"), invokeai.post_remix),
     web.post(_p("/images/{album}/{id}/ref"), invokeai.post_image_ref),
     web.post(_p("/ref-image"), invokeai.post_ref_image),
+    web.get(_p("/albums/{key}/map"), mapview.get_map),
+    web.post(_p("/albums/{key}/map/relayout"), mapview.post_relayout),
+    web.get(_p("/albums/{key}/map/relayout"), mapview.get_relayout),
     web.get(_p("/images/{album}/{id}/thumb"), images.get_thumb),
     web.get(_p("/images/{album}/{id}/file"), images.get_file),
     web.post(_p("/albums/{key}/search"), search.post_search),
@@ -48,4 +51,4 @@ async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
 
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return [open_model_runner, search.open_search_cache, invokeai.open_invokeai]
+    return [open_model_runner, search.open_search_cache, mapview.run_map_jobs, invokeai.open_invokeai]

@@ -53,7 +53,20 @@ def decode_json(text: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({str(exc)[:80]})"
     if json_depth_exceeds(value):
         return None, "JSON nested too deeply"
+    if "\\ud" in stripped or "\\uD" in stripped:  # only a \u escape can make a lone surrogate
+        value = _drop_lone_surrogates(value)
     return value, None
+
+
+def _drop_lone_surrogates(value: Any) -> Any:
+    """Replace unpaired UTF-16 surrogates (valid JSON, invalid UTF-8) so the store and UTF-8 output accept them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_drop_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_drop_lone_surrogates(key): _drop_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def as_dict(value: Any) -> dict[str, Any]:

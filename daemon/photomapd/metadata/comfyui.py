@@ -90,7 +90,7 @@ def _link_target(value: Any) -> str | None:
 
 def _is_sampler(node: dict[str, Any]) -> bool:
     inputs = as_dict(node.get("inputs"))
-    if node.get("class_type") in _SAMPLER_TYPES:
+    if as_str(node.get("class_type")) in _SAMPLER_TYPES:
         return True
     return ("positive" in inputs and "negative" in inputs and "latent_image" in inputs) or (
         "guider" in inputs and "noise" in inputs
