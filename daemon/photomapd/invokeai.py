@@ -267,8 +267,7 @@ class InvokeAIClient:
             "api/v1/images/upload",
             params=params,
             files={"file": (upload.filename, upload.data, upload.content_type)},
-            timeout=httpx.Timeout(self._timeout.read, connect=self._timeout.connect, read=UPLOAD_TIMEOUT_S,
-                                  write=UPLOAD_TIMEOUT_S),
+            timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=self._timeout.connect),
         )
         if response.status_code == 404 and board_id is not None:
             raise BoardNotFound()

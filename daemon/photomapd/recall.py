@@ -74,9 +74,15 @@ def build_recall_body(
         if lora.name
     ]
     _put(body, "loras", loras or None)
-    controls = [_control_layer(layer) for layer in meta.control_layers if layer.model]
+    controls = [
+        _adapter(layer, "control_mode", layer.control_mode, CONTROL_MODES)
+        for layer in meta.control_layers
+        if layer.model
+    ]
     _put(body, "control_layers", controls or None)
-    adapters = [_ip_adapter(ref) for ref in meta.reference_images if _is_ip_adapter(ref)]
+    adapters = [
+        _adapter(ref, "method", ref.method, IP_ADAPTER_METHODS) for ref in meta.reference_images if _is_ip_adapter(ref)
+    ]
     _put(body, "ip_adapters", adapters or None)
     if reference_images:
         globals_ = [{"image_name": ref.image_name} for ref in meta.reference_images if _is_global_reference(ref)]
@@ -141,11 +147,14 @@ def _step_percents(item: dict[str, Any], begin: float | None, end: float | None)
             item[key] = finite
 
 
-def _control_layer(layer: ControlLayer) -> dict[str, Any]:
+def _adapter(
+    layer: ControlLayer | ReferenceImage, option: str, value: str | None, allowed: frozenset[str]
+) -> dict[str, Any]:
+    """A control layer or an IP adapter: model, weight, image, step range, and its one enum (`option`)."""
     item: dict[str, Any] = {"model_name": layer.model, "weight": _clamp(layer.weight, ADAPTER_WEIGHT_RANGE, 1.0)}
     _put(item, "image_name", layer.image_name)
     _step_percents(item, layer.begin_step_percent, layer.end_step_percent)
-    _put(item, "control_mode", layer.control_mode if layer.control_mode in CONTROL_MODES else None)
+    _put(item, option, value if value in allowed else None)
     return item
 
 
@@ -156,11 +165,3 @@ def _is_ip_adapter(ref: ReferenceImage) -> bool:
 
 def _is_global_reference(ref: ReferenceImage) -> bool:
     return bool(ref.image_name) and not _is_ip_adapter(ref)
-
-
-def _ip_adapter(ref: ReferenceImage) -> dict[str, Any]:
-    item: dict[str, Any] = {"model_name": ref.model, "weight": _clamp(ref.weight, ADAPTER_WEIGHT_RANGE, 1.0)}
-    _put(item, "image_name", ref.image_name)
-    _step_percents(item, ref.begin_step_percent, ref.end_step_percent)
-    _put(item, "method", ref.method if ref.method in IP_ADAPTER_METHODS else None)
-    return item

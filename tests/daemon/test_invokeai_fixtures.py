@@ -1,4 +1,4 @@
-"""Every real InvokeAI image in the shared fixtures: its Recall body passes the server's validation, Remix = minus seed."""
+"""Every real InvokeAI fixture image: its Recall body passes the server's validation, and Remix is it minus seed."""
 
 from __future__ import annotations
 

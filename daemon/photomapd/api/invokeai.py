@@ -186,6 +186,8 @@ async def post_image_ref(request: web.Request) -> web.Response:
     row = await lookup_image(request, ["path"])
     path = Path(row["path"])
     try:
+        if (await asyncio.to_thread(path.stat)).st_size > REF_MAX_BYTES:
+            raise RefImageTooBig(REF_MAX_BYTES)
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise ImageNotFound("The image file is no longer there: update the album's index") from exc
