@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 # A real InvokeAI workflow or ComfyUI graph is well under 2 MiB; a 1.x `Dream` chunk with an inline data-URI init
 # image is ~1 MiB. 16 MiB leaves room for outliers while bounding memory for a hostile 100 MB chunk.
@@ -146,9 +146,10 @@ def dig(value: Any, *path: str | int) -> Any:
     return value
 
 
-def first_present(*values: Any) -> Any:
-    """The first value that is not None."""
-    for value in values:
-        if value is not None:
-            return value
-    return None
+Coerce = Callable[[Any], Any]
+
+
+def set_fields(record: object, source: dict[str, Any], fields: dict[str, tuple[str, Coerce]]) -> None:
+    """record.<field> = coerce(source[key]) for each field: key, coerce; a missing key sets None."""
+    for field, (key, coerce) in fields.items():
+        setattr(record, field, coerce(source.get(key)))

@@ -83,9 +83,9 @@ def _inputs(graph: Graph, node_id: str | None) -> dict[str, Any]:
 
 
 def _link_target(value: Any) -> str | None:
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool):
-        return str(value[0])
-    return None
+    if not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool):
+        return None
+    return str(value[0]) if isinstance(value[0], (str, int)) else None
 
 
 def _is_sampler(node: dict[str, Any]) -> bool:

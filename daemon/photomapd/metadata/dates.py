@@ -19,6 +19,9 @@ _XMP_DATE = re.compile(r"(?:xmp:CreateDate|photoshop:DateCreated|exif:DateTimeOr
 _XMP_DATE_ELEMENT = re.compile(r"<(?:xmp:CreateDate|photoshop:DateCreated|exif:DateTimeOriginal)>([^<]{8,40})<")
 _EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+# EXIF dates in order of preference, each with the tag holding its UTC offset (EXIF 2.31+).
+_EXIF_DATE_KEYS = (("DateTimeOriginal", "OffsetTimeOriginal"), ("DateTimeDigitized", "OffsetTimeDigitized"),
+                   ("DateTime", "OffsetTime"))  # fmt: skip
 
 
 def created_at(record: ImageMetadata, extracted: Extracted) -> datetime | None:
@@ -35,8 +38,8 @@ def created_at(record: ImageMetadata, extracted: Extracted) -> datetime | None:
             return parsed
     exif = record.raw.get("exif")
     if isinstance(exif, dict):
-        for key, offset_key in (("DateTimeOriginal", "OffsetTimeOriginal"), ("DateTimeDigitized", None), ("DateTime", "OffsetTime")):
-            parsed = parse_exif_date(exif.get(key), exif.get(offset_key) if offset_key else None)
+        for key, offset_key in _EXIF_DATE_KEYS:
+            parsed = parse_exif_date(exif.get(key), exif.get(offset_key))
             if parsed:
                 return parsed
     return extracted.modified

@@ -22,6 +22,7 @@ _EXIF_TAGS = {
     0x9004: "DateTimeDigitized",
     0x9010: "OffsetTime",
     0x9011: "OffsetTimeOriginal",
+    0x9012: "OffsetTimeDigitized",
     0x9286: "UserComment",
 }
 _EXIF_IFD_POINTER = 0x8769

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from photomapd.metadata._values import as_bool, as_dict, as_float, as_int, as_str
+from photomapd.metadata._values import as_bool, as_float, as_int, as_str, set_fields
 from photomapd.metadata.invokeai_layers import (
     model_ref,
     read_control_layers,
@@ -28,6 +28,27 @@ _MAJOR = re.compile(r"v?(\d+)\.")
 # Keys whose value type we check before trusting a recall: a wrong type means a shape we don't know.
 _STR_KEYS = ("positive_prompt", "negative_prompt", "scheduler", "generation_mode")
 _NUM_KEYS = ("seed", "steps", "cfg_scale", "width", "height")
+# record field -> (invokeai_metadata key, coercion); the same keys in 3.x through 6.x
+_FIELDS = {
+    "app_version": ("app_version", as_str),
+    "positive_prompt": ("positive_prompt", as_str),
+    "negative_prompt": ("negative_prompt", as_str),
+    "seed": ("seed", as_int),
+    "steps": ("steps", as_int),
+    "cfg_scale": ("cfg_scale", as_float),
+    "guidance": ("guidance", as_float),
+    "scheduler": ("scheduler", as_str),
+    "width": ("width", as_int),
+    "height": ("height", as_int),
+    "clip_skip": ("clip_skip", as_int),
+    "seamless_x": ("seamless_x", as_bool),
+    "seamless_y": ("seamless_y", as_bool),
+    "generation_mode": ("generation_mode", as_str),
+    "denoise_strength": ("strength", as_float),
+    "model": ("model", model_ref),
+    "vae": ("vae", model_ref),
+    "refiner_model": ("refiner_model", model_ref),
+}
 
 
 def is_invokeai(raw: dict[str, Any]) -> bool:
@@ -61,23 +82,7 @@ def _apply_metadata(record: ImageMetadata, metadata: Any, graph: Any, workflow: 
     if not isinstance(metadata, dict):
         return ["the 'invokeai_metadata' chunk is not a JSON object"]
     notes: list[str] = []
-    record.app_version = as_str(metadata.get("app_version"))
-    record.positive_prompt = as_str(metadata.get("positive_prompt"))
-    record.negative_prompt = as_str(metadata.get("negative_prompt"))
-    record.seed = as_int(metadata.get("seed"))
-    record.steps = as_int(metadata.get("steps"))
-    record.cfg_scale = as_float(metadata.get("cfg_scale"))
-    record.guidance = as_float(metadata.get("guidance"))
-    record.scheduler = as_str(metadata.get("scheduler"))
-    record.width = as_int(metadata.get("width"))
-    record.height = as_int(metadata.get("height"))
-    record.clip_skip = as_int(metadata.get("clip_skip"))
-    record.seamless_x = as_bool(metadata.get("seamless_x"))
-    record.seamless_y = as_bool(metadata.get("seamless_y"))
-    record.generation_mode = as_str(metadata.get("generation_mode"))
-    record.vae = model_ref(metadata.get("vae"))
-    record.refiner_model = model_ref(metadata.get("refiner_model"))
-    record.model = model_ref(metadata.get("model"))
+    set_fields(record, metadata, _FIELDS)
     if metadata.get("model") is not None and record.model is None:
         notes.append("the model reference has an unknown shape")
     record.loras, loras_ok = read_loras(metadata.get("loras"))
@@ -87,7 +92,6 @@ def _apply_metadata(record: ImageMetadata, metadata: Any, graph: Any, workflow: 
         if not ok:
             notes.append(f"a {what} entry has an unknown shape")
     record.init_image = read_init_image(metadata, graph, workflow)
-    record.denoise_strength = as_float(metadata.get("strength"))
     notes.extend(_type_notes(metadata))
     version_ok = _is_known_version(record.app_version)
     if not version_ok:

@@ -135,7 +135,9 @@ def read_control_layers(metadata: dict[str, Any]) -> tuple[list[ControlLayer], b
         adapter = as_dict(item.get("controlAdapter"))
         if not adapter or not _enabled(item):
             continue
-        image = _first_object_image(item) or image_name(adapter.get("image")) or image_name(adapter.get("processedImage"))
+        image = (
+            _first_object_image(item) or image_name(adapter.get("image")) or image_name(adapter.get("processedImage"))
+        )
         layers.append(_control_layer(adapter, model_ref(adapter.get("model")), image))
     return layers, understood
 

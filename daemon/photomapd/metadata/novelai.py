@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from photomapd.metadata._values import as_dict, as_float, as_int, as_str
+from photomapd.metadata._values import as_dict, as_float, as_int, as_str, set_fields
 from photomapd.metadata.model import ImageMetadata, ModelRef
+
+# record field -> (Comment JSON key, coercion)
+_FIELDS = {
+    "positive_prompt": ("prompt", as_str),
+    "negative_prompt": ("uc", as_str),
+    "seed": ("seed", as_int),
+    "steps": ("steps", as_int),
+    "cfg_scale": ("scale", as_float),
+    "scheduler": ("sampler", as_str),
+    "width": ("width", as_int),
+    "height": ("height", as_int),
+    "denoise_strength": ("strength", as_float),
+}
 
 
 def is_novelai(raw: dict[str, Any]) -> bool:
@@ -17,15 +30,8 @@ def apply_novelai(record: ImageMetadata, raw: dict[str, Any]) -> list[str]:
     record.generator = "novelai"
     comment = raw.get("Comment")
     settings = as_dict(comment)
-    record.positive_prompt = as_str(raw.get("Description")) or as_str(settings.get("prompt"))
-    record.negative_prompt = as_str(settings.get("uc"))
-    record.seed = as_int(settings.get("seed"))
-    record.steps = as_int(settings.get("steps"))
-    record.cfg_scale = as_float(settings.get("scale"))
-    record.scheduler = as_str(settings.get("sampler"))
-    record.width = as_int(settings.get("width"))
-    record.height = as_int(settings.get("height"))
-    record.denoise_strength = as_float(settings.get("strength"))
+    set_fields(record, settings, _FIELDS)
+    record.positive_prompt = as_str(raw.get("Description")) or record.positive_prompt
     source = as_str(raw.get("Source"))
     if source:
         record.model = ModelRef(name=source)

@@ -6,8 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from photomapd.metadata import dates
-from photomapd.metadata._values import as_dict, as_float, as_int, as_list, as_str
+from photomapd.metadata._values import as_dict, as_float, as_int, as_list, as_str, set_fields
 from photomapd.metadata.model import ImageMetadata, LoraRef, ModelRef
+
+# record field -> (sui_image_params key, coercion)
+_FIELDS = {
+    "app_version": ("swarm_version", as_str),
+    "positive_prompt": ("prompt", as_str),
+    "negative_prompt": ("negativeprompt", as_str),
+    "seed": ("seed", as_int),
+    "steps": ("steps", as_int),
+    "cfg_scale": ("cfgscale", as_float),
+    "scheduler": ("sampler", as_str),
+    "schedule_type": ("scheduler", as_str),
+    "width": ("width", as_int),
+    "height": ("height", as_int),
+}
 
 
 def is_swarmui(raw: dict[str, Any]) -> bool:
@@ -20,16 +34,7 @@ def apply_swarmui(record: ImageMetadata, raw: dict[str, Any]) -> list[str]:
     params = as_dict(parameters.get("sui_image_params"))
     if not params:
         return ["'sui_image_params' is not a JSON object"]
-    record.app_version = as_str(params.get("swarm_version"))
-    record.positive_prompt = as_str(params.get("prompt"))
-    record.negative_prompt = as_str(params.get("negativeprompt"))
-    record.seed = as_int(params.get("seed"))
-    record.steps = as_int(params.get("steps"))
-    record.cfg_scale = as_float(params.get("cfgscale"))
-    record.scheduler = as_str(params.get("sampler"))
-    record.schedule_type = as_str(params.get("scheduler"))
-    record.width = as_int(params.get("width"))
-    record.height = as_int(params.get("height"))
+    set_fields(record, params, _FIELDS)
     model = as_str(params.get("model"))
     if model:
         record.model = ModelRef(name=model, hash=_model_hash(parameters, model))

@@ -44,12 +44,15 @@ def png_with_texts(texts: dict[str, Any], kind: str = "tEXt") -> bytes:
     return png(*(text_chunk(key, value, kind) for key, value in texts.items()))
 
 
-def tiff(entries_ifd0: list[tuple[int, int, bytes]], entries_exif: list[tuple[int, int, bytes]], order: str = ">") -> bytes:
+Entry = tuple[int, int, bytes]
+
+
+def tiff(entries_ifd0: list[Entry], entries_exif: list[Entry], order: str = ">") -> bytes:
     """A TIFF block: IFD0 (+ a pointer to an Exif IFD when `entries_exif`). Entries are (tag, type, raw bytes)."""
     sizes = {1: 1, 2: 1, 3: 2, 4: 4, 7: 1}
     magic = b"MM\0*" if order == ">" else b"II*\0"
 
-    def ifd(entries: list[tuple[int, int, bytes]], offset: int, extra: list[tuple[int, int, int]]) -> bytes:
+    def ifd(entries: list[Entry], offset: int, extra: list[tuple[int, int, int]]) -> bytes:
         count = len(entries) + len(extra)
         data_offset = offset + 2 + 12 * count + 4
         table, blob = b"", b""
@@ -79,7 +82,9 @@ def jpeg(*segments: tuple[int, bytes]) -> bytes:
 
 
 def webp(*chunks: tuple[bytes, bytes]) -> bytes:
-    body = b"".join(fourcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b"") for fourcc, data in chunks)
+    body = b"".join(
+        fourcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b"") for fourcc, data in chunks
+    )
     vp8l = b"VP8L" + struct.pack("<I", 5) + b"\x2f\0\0\0\0" + b"\0"
     payload = b"WEBP" + vp8l + body
     return b"RIFF" + struct.pack("<I", len(payload)) + payload

@@ -19,9 +19,12 @@ def test_json_for_one_file_is_the_record_with_raw(capsys: pytest.CaptureFixture[
                   "steps", "cfg_scale", "scheduler", "width", "height", "loras", "reference_images",
                   "control_layers", "init_image", "recallable", "raw"):  # fmt: skip
         assert field in record, field
-    assert record["model"] == {"name": "waiIllustriousSDXL_v160", "base": "sdxl",
-                               "key": "179d02bf-f5e5-4b5b-a4df-f386f3e70e93",
-                               "hash": "blake3:7c1631b481e1566448f49db7e3b67a8a9d04742fa3c7d4548a0c81b619160c56"}  # fmt: skip
+    assert record["model"] == {
+        "name": "waiIllustriousSDXL_v160",
+        "base": "sdxl",
+        "key": "179d02bf-f5e5-4b5b-a4df-f386f3e70e93",
+        "hash": "blake3:7c1631b481e1566448f49db7e3b67a8a9d04742fa3c7d4548a0c81b619160c56",
+    }
     assert record["seed"] == 1860920704 and record["recallable"] is True
     assert record["raw"]["invokeai_graph"]["id"] == "sdxl_graph:zTYussRcEP"
 

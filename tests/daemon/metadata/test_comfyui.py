@@ -35,7 +35,8 @@ def test_first_pass_sampler_links_give_prompts_seed_model_and_loras(build: Simpl
     assert (record.seed, record.steps, record.cfg_scale, record.scheduler) == (31337, 30, 5.5, "dpmpp_2m")
     assert (record.width, record.height) == (896, 1152)
     assert record.model is not None and record.model.name == "sdxl_base.safetensors"
-    assert [(lora.name, lora.weight) for lora in record.loras] == [("detail.safetensors", 0.3), ("style.safetensors", 0.7)]
+    loras = [(lora.name, lora.weight) for lora in record.loras]
+    assert loras == [("detail.safetensors", 0.3), ("style.safetensors", 0.7)]  # nearest the sampler first
     assert record.raw["workflow"] == {"nodes": []}
 
 

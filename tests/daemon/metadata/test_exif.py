@@ -56,7 +56,7 @@ def test_webp_exif_chunk_with_and_without_the_exif_prefix(build: SimpleNamespace
 
 
 def test_xmp_create_date_and_jpeg_comment_are_kept(build: SimpleNamespace) -> None:
-    xmp = b'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description xmp:CreateDate="2020-01-02T03:04:05Z"/></x:xmpmeta>'
+    xmp = b'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description xmp:CreateDate="2020-01-02T03:04:05Z"/>'
     record = parse_metadata_bytes(build.jpeg((0xE1, xmp), (0xFE, b"just a comment")))
     assert record.created_at == datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert record.raw["jpeg_comment"] == "just a comment" and "CreateDate" in record.raw["xmp"]
@@ -70,7 +70,8 @@ def test_xmp_in_webp_as_an_element(build: SimpleNamespace) -> None:
 
 
 def test_created_at_prefers_metadata_then_exif_then_mtime(tmp_path: Path, build: SimpleNamespace) -> None:
-    png_date = build.png(build.text_chunk("Creation Time", "2018-07-01T10:00:00+00:00"), build.chunk(b"eXIf", photo_exif(build)))
+    exif_chunk = build.chunk(b"eXIf", photo_exif(build))
+    png_date = build.png(build.text_chunk("Creation Time", "2018-07-01T10:00:00+00:00"), exif_chunk)
     assert parse_metadata_bytes(png_date).created_at == datetime(2018, 7, 1, 10, tzinfo=timezone.utc)
     exif_only = build.png(build.chunk(b"eXIf", photo_exif(build)))
     assert parse_metadata_bytes(exif_only).created_at == datetime(2021, 2, 3, 2, 5, 6, tzinfo=timezone.utc)

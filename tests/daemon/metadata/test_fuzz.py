@@ -24,6 +24,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 SEED = 20240611
 ROUNDS = 420  # x 24 fixtures -> 10,080 mutations
 # Values a type swap may put anywhere in a JSON document.
+# Text a mutation may splice into a chunk: the markers the text parsers look for.
+INSERTS = ["", "\n", "Steps: x", "Negative prompt:", '"', "<lora:a:b>", "]", " -S", "[", "\0"]
 SWAPS: list[Any] = [None, "", "text", 0, -1, 2**70, 1e308, float("inf"), True, [], {}, [[[[]]]], {"a": {"b": None}},
                     "\udcff", "9" * 30, [None, 0], {"image_name": 5}, {"model_name": []}]  # fmt: skip
 
@@ -76,7 +78,7 @@ def mutate_texts(texts: dict[str, str], rng: random.Random, build: SimpleNamespa
             text = json.dumps(mutate_json(value, rng))
         elif roll < 0.85:
             cut = rng.randrange(len(text) + 1)
-            text = text[:cut] + rng.choice(["", "\n", "Steps: x", "Negative prompt:", '"', "<lora:a:b>", "]"]) + text[cut:]
+            text = text[:cut] + rng.choice(INSERTS) + text[cut:]
         elif roll < 0.95:
             text = text[: rng.randrange(len(text) + 1)]
         kind = rng.choice(["tEXt", "zTXt", "iTXt", "iTXt-z"])

@@ -76,17 +76,18 @@ def test_4x_ip_adapters_and_controlnets_become_reference_images_and_control_laye
 def test_5x_canvas_reference_images_control_layers_and_raster_init_image(build: SimpleNamespace) -> None:
     canvas = {
         "referenceImages": [
-            {"id": "r1", "isEnabled": True, "ipAdapter": {"image": {"image_name": "face.png"}, "model": IP_MODEL,
-                                                          "weight": 0.5, "method": "full", "beginEndStepPct": [0, 0.8]}},
+            {"id": "r1", "isEnabled": True,
+             "ipAdapter": {"image": {"image_name": "face.png"}, "model": IP_MODEL, "weight": 0.5, "method": "full",
+                           "beginEndStepPct": [0, 0.8]}},
             {"id": "r2", "isEnabled": False, "ipAdapter": {"image": {"image_name": "off.png"}, "model": IP_MODEL}},
         ],
         "controlLayers": [
-            {"id": "c1", "isEnabled": True, "objects": [{"id": "o", "type": "image", "image": {"image_name": "pose.png"}}],
+            {"id": "c1", "isEnabled": True, "objects": [{"type": "image", "image": {"image_name": "pose.png"}}],
              "controlAdapter": {"type": "controlnet", "model": CN_MODEL, "weight": 0.75, "beginEndStepPct": [0, 1],
                                 "controlMode": "more_control"}},
         ],
         "rasterLayers": [
-            {"id": "l1", "isEnabled": True, "objects": [{"id": "o", "type": "image", "image": {"image_name": "base.png"}}]},
+            {"id": "l1", "isEnabled": True, "objects": [{"type": "image", "image": {"image_name": "base.png"}}]},
         ],
     }  # fmt: skip
     meta = metadata_4x(app_version="5.6.0", generation_mode="sdxl_img2img", strength=0.55, canvas_v2_metadata=canvas)
