@@ -104,25 +104,28 @@ def build_raw(extracted: Extracted, notes: list[str]) -> dict[str, Any]:
     return raw
 
 
+Recognise = Callable[[dict[str, Any]], bool]
+Apply = Callable[[ImageMetadata, dict[str, Any]], list[str]]
+# In priority order: InvokeAI chunks win over anything else in the file; SwarmUI's `parameters` JSON must be tried
+# before A1111's `parameters` text, and both before the ComfyUI `prompt` graph that SwarmUI also writes.
+PARSERS: tuple[tuple[Recognise, Apply], ...] = (
+    (is_invokeai, apply_invokeai),
+    (swarmui.is_swarmui, swarmui.apply_swarmui),
+    (a1111.is_a1111, a1111.apply_a1111),
+    (comfyui.is_comfyui, comfyui.apply_comfyui),
+    (novelai.is_novelai, novelai.apply_novelai),
+)
+
+
 def _classify(record: ImageMetadata, raw: dict[str, Any]) -> list[str]:
     """Hand `raw` to the first parser that recognises it; returns notes about shapes it didn't understand."""
-    if is_invokeai(raw):
-        return apply_invokeai(record, raw)
-    parsers: tuple[tuple[Callable[[dict[str, Any]], bool], Callable[[ImageMetadata, dict[str, Any]], list[str]]], ...]
-    parsers = (
-        (swarmui.is_swarmui, swarmui.apply_swarmui),
-        (a1111.is_a1111, a1111.apply_a1111),
-        (comfyui.is_comfyui, comfyui.apply_comfyui),
-        (novelai.is_novelai, novelai.apply_novelai),
-    )
-    for recognises, apply in parsers:
+    for recognises, apply in PARSERS:
         if recognises(raw):
             return apply(record, raw)
     if any(key in raw for key in _GENERATION_KEYS):
         record.generator = "unknown"
     exif = raw.get("exif")
-    if isinstance(exif, dict):
+    if isinstance(exif, dict):  # a photo: say which camera took it
         camera = " ".join(part for part in (exif.get("Make", "").strip(), exif.get("Model", "").strip()) if part)
         record.camera = camera or None
     return []
-
