@@ -31,8 +31,9 @@ def created_at(record: ImageMetadata, extracted: Extracted) -> datetime | None:
         parsed = parse_date(extracted.texts.get(key))
         if parsed:
             return parsed
-    if extracted.xmp:
-        match = _XMP_DATE.search(extracted.xmp) or _XMP_DATE_ELEMENT.search(extracted.xmp)
+    xmp = extracted.xmp or extracted.texts.get("XML:com.adobe.xmp")  # PNG keeps XMP in an iTXt chunk
+    if xmp:
+        match = _XMP_DATE.search(xmp) or _XMP_DATE_ELEMENT.search(xmp)
         parsed = parse_date(match.group(1)) if match else None
         if parsed:
             return parsed

@@ -75,6 +75,8 @@ def extract(stream: BinaryIO) -> Extracted:
         read_jpeg(stream, out)
     elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         read_webp(stream, out)
+    elif head[4:8] == b"ftyp":
+        out.note("HEIC/AVIF metadata is not read (only PNG, JPEG and WebP)")
     elif not head:
         out.note("the file is empty")
     else:

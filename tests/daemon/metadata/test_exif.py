@@ -63,6 +63,17 @@ def test_xmp_create_date_and_jpeg_comment_are_kept(build: SimpleNamespace) -> No
     assert record.generator is None
 
 
+def test_xmp_in_a_png_itxt_chunk(build: SimpleNamespace) -> None:
+    xmp = '<x:xmpmeta><rdf:Description exif:DateTimeOriginal="2017-03-04T05:06:07Z"/></x:xmpmeta>'
+    record = parse_metadata_bytes(build.png(build.text_chunk("XML:com.adobe.xmp", xmp, "iTXt")))
+    assert record.created_at == datetime(2017, 3, 4, 5, 6, 7, tzinfo=timezone.utc) and record.generator is None
+
+
+def test_heif_files_say_their_metadata_is_not_read() -> None:
+    record = parse_metadata_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    assert record.generator is None and record.error is not None and "HEIC" in record.error
+
+
 def test_xmp_in_webp_as_an_element(build: SimpleNamespace) -> None:
     xmp = b"<x:xmpmeta><photoshop:DateCreated>2019-12-31T23:00:00+01:00</photoshop:DateCreated></x:xmpmeta>"
     record = parse_metadata_bytes(build.webp((b"XMP ", xmp)))
