@@ -23,13 +23,13 @@ class Extracted:
         if message not in self.errors and len(self.errors) < 20:  # a damaged file must not grow an unbounded list
             self.errors.append(message)
 
-    def has_room(self, key: str, size: int) -> bool:
-        """Whether a text of `size` bytes fits the per-chunk and per-file caps; notes why not."""
+    def has_room(self, what: str, size: int) -> bool:
+        """Whether `what` (a chunk, named for the note) of `size` bytes fits the per-chunk and per-file caps."""
         if size > MAX_TEXT_BYTES:
-            self.note(f"text chunk '{key}' is {size} bytes, over the {MAX_TEXT_BYTES >> 20} MiB cap; skipped")
+            self.note(f"{what} is {size} bytes, over the {MAX_TEXT_BYTES >> 20} MiB cap; skipped")
             return False
         if self.text_bytes + size > MAX_TOTAL_TEXT_BYTES:
-            self.note(f"text chunks exceed {MAX_TOTAL_TEXT_BYTES >> 20} MiB in total; '{key}' skipped")
+            self.note(f"text chunks exceed {MAX_TOTAL_TEXT_BYTES >> 20} MiB in total; {what} skipped")
             return False
         self.text_bytes += size
         return True

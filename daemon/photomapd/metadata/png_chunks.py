@@ -56,7 +56,7 @@ def _fits(ctype: bytes, length: int, out: Extracted) -> bool:
         return True
     if ctype == b"tIME":
         return length == 7
-    return out.has_room(ctype.decode(), length)
+    return out.has_room(f"a {ctype.decode()} chunk", length)
 
 
 def _read_chunk(ctype: bytes, data: bytes, out: Extracted) -> None:
@@ -117,7 +117,7 @@ def _inflate(data: bytes, key: str, out: Extracted) -> bytes | None:
     if len(text) > MAX_TEXT_BYTES:
         out.note(f"compressed text chunk '{key}' inflates past the {MAX_TEXT_BYTES >> 20} MiB cap; skipped")
         return None
-    if not out.has_room(key, len(text)):
+    if not out.has_room(f"text chunk '{key}'", len(text)):
         return None
     return text
 

@@ -149,3 +149,11 @@ def test_exif_with_offsets_pointing_outside_the_block(build: SimpleNamespace) ->
     block[4:8] = struct.pack(">I", 10_000)  # IFD0 offset past the end
     record = parse_metadata_bytes(build.jpeg((0xE1, b"Exif\0\0" + bytes(block))))
     assert record.generator is None and record.error is None
+
+
+def test_total_text_budget_per_file(build: SimpleNamespace) -> None:
+    big = bytes(12 * MIB)
+    chunks = [build.chunk(b"tEXt", f"part{index}\0".encode() + big) for index in range(3)]
+    record = parse_metadata_bytes(build.png(*chunks, build.text_chunk("parameters", "a\nSteps: 1, Seed: 5")))
+    assert "part0" in record.raw and "part1" in record.raw and "part2" not in record.raw
+    assert record.error is not None and "in total" in record.error
