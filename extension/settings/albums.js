@@ -4,11 +4,14 @@
 
 import { el, showResult } from '../lib/dom.js';
 
-const KEY_PATTERN = '[a-z0-9][a-z0-9_-]{0,63}'; // DESIGN.md: album keys
+// DESIGN.md's album keys; `pattern` compiles with the v flag, where a bare - in a class is an error
+const KEY_PATTERN = '[a-z0-9][a-z0-9_\\-]{0,63}';
 
 /** "phase 40/120 (12.5/s, ~6 s left)" for a progress event. Pure, for unit tests. */
 export function progressText(event) {
-  if (event.state === 'failed') return `Failed: ${event.message || 'unknown error'}`;
+  if (event.state === 'failed' || event.state === 'cancelled') {
+    return `${event.state === 'failed' ? 'Failed' : 'Cancelled'}: ${event.message || 'no details'}`;
+  }
   if (event.state === 'done') return `Done: ${event.done}/${event.total} images${event.message ? ` — ${event.message}` : ''}`;
   if (event.state === 'idle') return 'Idle';
   const parts = [`${event.phase || 'indexing'} ${event.done}/${event.total}`];
@@ -48,7 +51,7 @@ export class AlbumManager {
   async load() {
     const albums = await this.getDaemon().get('/albums');
     this.list.replaceChildren(...albums.map((album) => this.card(album)));
-    for (const album of albums) if (album.indexing) this.watch(album.key);
+    for (const album of albums) if (album.progress && album.progress.state === 'running') this.watch(album.key);
     return albums;
   }
 
@@ -111,6 +114,7 @@ export class AlbumManager {
       }
       form.remove();
       await this.reload(`Saved album "${body.display_name}"`);
+      this.watch(album ? album.key : key.value.trim()); // the daemon starts indexing a new album (or new folders)
     });
     this.list.after(form);
     (album ? name : key).focus();
@@ -169,7 +173,7 @@ export class AlbumManager {
         line.dataset.state = event.state;
         this.showSkipped(card, event.skipped || []);
         if (event.state === 'running') sawRunning = true;
-        if (event.state === 'done' || event.state === 'failed' || (event.state === 'idle' && sawRunning)) break;
+        if (['done', 'failed', 'cancelled'].includes(event.state) || (event.state === 'idle' && sawRunning)) break;
       }
     } catch (err) {
       if (err.name !== 'AbortError') line.textContent = err.message;

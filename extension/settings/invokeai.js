@@ -2,7 +2,7 @@
 // red with the daemon's message on failure. Username, password and board appear only after a good probe. The
 // password field is never filled from the daemon (it only says whether one is set).
 
-import { el, debounce } from '../lib/dom.js';
+import { debounce, el, showResult } from '../lib/dom.js';
 import { LOCAL } from '../lib/messages.js';
 
 const PROBE_PAUSE_MS = 500; // probe once typing pauses: every probe is a network round trip to InvokeAI
@@ -36,13 +36,13 @@ export class InvokeAISettings {
     const probeLater = debounce(() => this.save({}), PROBE_PAUSE_MS);
     this.url.addEventListener('input', () => {
       this.sequence += 1; // a probe already in flight is now stale
+      this.showProbe({ ok: false, message: '' });
+      this.hint.textContent = 'Checking…';
       probeLater();
     });
     this.username.addEventListener('change', () => this.save({ username: this.username.value }));
     this.password.addEventListener('change', () => this.savePassword());
-    this.board.addEventListener('change', () =>
-      this.save({ board_id: this.board.value === UNCATEGORIZED ? null : this.board.value }, { reprobe: false }),
-    );
+    this.board.addEventListener('change', () => this.saveBoard());
   }
 
   async load() {
@@ -51,12 +51,15 @@ export class InvokeAISettings {
     this.username.value = current.username || '';
     this.showPasswordState(current.password_set);
     this.boardId = current.board_id ?? null;
-    if (current.url) await this.save({});
-    else this.showProbe({ ok: false, message: '' });
+    const sequence = ++this.sequence;
+    const probe = current.url ? await this.getDaemon().get('/invokeai/probe') : { ok: false, message: '' };
+    if (sequence !== this.sequence) return; // the user started typing meanwhile
+    this.showProbe(probe);
+    if (probe.ok) await this.loadBoards();
   }
 
   /** PUT the URL as typed plus `changes`; render the probe that comes back. */
-  async save(changes, { reprobe = true } = {}) {
+  async save(changes) {
     const sequence = ++this.sequence;
     const url = this.url.value;
     await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: url }); // lets the worker match InvokeAI tabs
@@ -70,10 +73,20 @@ export class InvokeAISettings {
     if (sequence !== this.sequence) return reply;
     this.showPasswordState(reply.password_set);
     this.boardId = reply.board_id ?? null;
-    if (reprobe || !reply.probe) this.showProbe(reply.probe || { ok: false, message: '' });
-    if (reply.probe && reply.probe.ok && reprobe) await this.loadBoards();
-    if (!reprobe) this.saved.textContent = 'Saved';
+    this.showProbe(reply.probe);
+    if (reply.probe.ok) await this.loadBoards();
     return reply;
+  }
+
+  async saveBoard() {
+    const boardId = this.board.value === UNCATEGORIZED ? null : this.board.value;
+    try {
+      const reply = await this.getDaemon().put('/invokeai/board', { board_id: boardId });
+      this.boardId = reply.board_id ?? null;
+      showResult(this.saved, true, `Uploads go to "${this.board.selectedOptions[0].textContent}"`);
+    } catch (err) {
+      showResult(this.saved, false, err.message);
+    }
   }
 
   async savePassword() {
@@ -104,7 +117,7 @@ export class InvokeAISettings {
       boards = await this.getDaemon().get('/invokeai/boards');
     } catch (err) {
       boards = [{ board_id: null, board_name: 'Uncategorized' }];
-      this.saved.textContent = err.message;
+      showResult(this.saved, false, err.message);
     }
     if (!boards.some((b) => b.board_id === null)) boards.unshift({ board_id: null, board_name: 'Uncategorized' });
     this.board.replaceChildren(

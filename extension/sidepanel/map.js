@@ -36,6 +36,7 @@ export class MapView {
     }
     if (album !== this.album) return;
     this.data = data;
+    this.container.dataset.frames = '0';
     const { header } = data;
     status.textContent =
       header.count === 0
@@ -109,6 +110,10 @@ export class MapView {
         glOptions: { preserveDrawingBuffer: true },
         deviceProps: { webgl: { preserveDrawingBuffer: true } },
         getCursor: ({ isHovering }) => (isHovering ? 'pointer' : 'grab'),
+        // a frame counter other code (and the browser test) can wait on instead of guessing a delay
+        onAfterRender: () => {
+          this.container.dataset.frames = String(Number(this.container.dataset.frames || 0) + 1);
+        },
         ...props,
       });
     } else {

@@ -1,0 +1,237 @@
+// Browser scenarios, one per test in test_browser.py. Each drives the real side panel page and returns what it saw;
+// pytest holds the expectations (fixture metadata, the fake InvokeAI's log), so a scenario only observes.
+
+const WAIT_MS = 20000;
+
+async function connected(page) {
+  await page.waitForSelector('body[data-connection="connected"]', { timeout: WAIT_MS });
+}
+
+async function openView(page, view) {
+  await page.click(`.tabs button[data-view="${view}"]`);
+  await page.waitForSelector(`#view-${view}:not([hidden])`);
+}
+
+/** Wait for the grid to show thumbnails (object URLs) and return how many cells it has. */
+async function thumbnailsShown(page, atLeast) {
+  await page.waitForFunction(
+    (n) => [...document.querySelectorAll('#grid .cell img')].filter((img) => img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0).length >= n,
+    atLeast,
+    { timeout: WAIT_MS },
+  );
+  return page.$$eval('#grid .cell', (cells) =>
+    cells.sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index)).map((c) => Number(c.dataset.id)),
+  );
+}
+
+async function openDrawer(page, id) {
+  await connected(page);
+  await thumbnailsShown(page, 1);
+  await page.click(`#grid .cell[data-id="${id}"]`);
+  await page.waitForSelector('#drawer:not([hidden]) #drawer-fields dd');
+}
+
+async function drawerFields(page) {
+  return page.$$eval('#drawer-fields dd[data-field]', (dds) => Object.fromEntries(dds.map((dd) => [dd.dataset.field, dd.textContent])));
+}
+
+async function probeHint(page, url) {
+  await page.fill('#invokeai-url', url);
+  // the hint only changes once the debounced probe has answered
+  await page.waitForFunction(
+    () => {
+      const hint = document.querySelector('#invokeai-url-hint');
+      return hint.classList.contains('error') || hint.classList.contains('ok');
+    },
+    null,
+    { timeout: WAIT_MS },
+  );
+  return page.$eval('#invokeai-url-hint', (hint) => ({
+    text: hint.textContent,
+    isError: hint.classList.contains('error'),
+    color: getComputedStyle(hint).color,
+    icon: getComputedStyle(hint, '::before').content,
+    rowsVisible: !document.querySelector('#invokeai-auth-rows').hidden,
+  }));
+}
+
+export const SCENARIOS = {
+  /** The panel asks the worker, the worker asks the native host, the daemon answers; then the worker is stopped
+   * and a fresh one must serve the panel from session storage. */
+  async connect({ page, context }) {
+    await connected(page);
+    const albums = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
+    const session = await page.evaluate(() => chrome.storage.session.get('connection'));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('ServiceWorker.enable');
+    await cdp.send('ServiceWorker.stopAllWorkers');
+    const afterRestart = await page.evaluate(() => chrome.runtime.sendMessage({ type: 'photomap/connect' }));
+    return {
+      state: session.connection.state,
+      port: session.connection.port,
+      hasToken: Boolean(session.connection.token),
+      albums,
+      afterRestart: afterRestart.state,
+      dot: await page.getAttribute('#connection-dot', 'class'),
+    };
+  },
+
+  /** A text search fills the grid with thumbnails fetched with the bearer header (no token in any URL). */
+  async search({ page, params }) {
+    await connected(page);
+    await page.fill('#search-text', params.text);
+    await page.press('#search-text', 'Enter');
+    const ids = await thumbnailsShown(page, params.minResults);
+    const urls = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+    const srcs = await page.$$eval('#grid .cell img', (imgs) => imgs.map((img) => img.src));
+    // keyboard: focus the grid (the first arrow selects the first image), move right, open with Enter
+    await page.focus('#grid');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#drawer:not([hidden]) #drawer-fields');
+    const selected = await page.$eval('#grid .cell.selected', (c) => Number(c.dataset.id));
+    return { ids, urls, srcs, count: await page.textContent('#result-count'), selected };
+  },
+
+  /** Clicking a thumbnail opens the drawer with the image's fields. */
+  async drawer({ page, params }) {
+    await openDrawer(page, params.id);
+    const titles = await page.$$eval('#drawer-fields dt span', (spans) => spans.map((s) => s.textContent));
+    const copyButtons = await page.$$eval('#drawer-fields button.copy', (bs) => bs.map((b) => b.dataset.field));
+    return { fields: await drawerFields(page), titles, copyButtons };
+  },
+
+  /** The copy icon puts the field's value on the clipboard (read back from a web page allowed to read it:
+   * permissions cannot be granted to extension origins). */
+  async copy({ page, context, params }) {
+    await openDrawer(page, params.id);
+    await page.click(`#drawer-fields button.copy[data-field="${params.field}"]`);
+    await page.waitForFunction(() => document.querySelector('#action-result').textContent.startsWith('Copied'));
+    const shown = (await drawerFields(page))[params.field];
+    const reader = await context.newPage();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(params.readerUrl).origin });
+    await reader.goto(params.readerUrl);
+    await reader.bringToFront();
+    const clipboard = await reader.evaluate(() => navigator.clipboard.readText());
+    return { clipboard, shown, copied: await page.textContent('#action-result') };
+  },
+
+  /** "View full metadata" shows the raw metadata, every chunk. */
+  async fullMetadata({ page, params }) {
+    await openDrawer(page, params.id);
+    const hiddenBefore = await page.$eval('#drawer-full', (pre) => pre.hidden);
+    await page.click('#drawer-full-toggle');
+    await page.waitForSelector('#drawer-full:not([hidden])');
+    return { hiddenBefore, text: await page.textContent('#drawer-full') };
+  },
+
+  /** Recall then Remix; each shows its outcome inline. pytest reads what the fake InvokeAI received. */
+  async recallRemix({ page, params }) {
+    await openDrawer(page, params.id);
+    const outcomes = {};
+    for (const action of ['recall', 'remix']) {
+      await page.click(`#action-${action}`);
+      await page.waitForFunction(() => /ok|error/.test(document.querySelector('#action-result').className), null, { timeout: WAIT_MS });
+      outcomes[action] = await page.$eval('#action-result', (p) => ({ text: p.textContent, ok: p.classList.contains('ok') }));
+      await page.evaluate(() => {
+        document.querySelector('#action-result').className = 'action-result';
+      });
+    }
+    return outcomes;
+  },
+
+  /** An image without recognised InvokeAI metadata: Remix/Recall greyed with a tooltip, Use as Ref Image live. */
+  async greyed({ page, params }) {
+    await openDrawer(page, params.id);
+    const state = (sel) => page.$eval(sel, (b) => ({ disabled: b.disabled, title: b.title }));
+    const result = { recall: await state('#action-recall'), remix: await state('#action-remix'), ref: await state('#action-ref') };
+    await page.click('#action-ref');
+    await page.waitForFunction(() => /ok|error/.test(document.querySelector('#action-result').className), null, { timeout: WAIT_MS });
+    result.refOutcome = await page.$eval('#action-result', (p) => ({ text: p.textContent, ok: p.classList.contains('ok') }));
+    return result;
+  },
+
+  /** The four probe failures appear under the URL field, red, with the warning icon. */
+  async urlMessages({ page, params }) {
+    await connected(page);
+    await openView(page, 'settings');
+    await page.waitForSelector('#invokeai-url');
+    const hints = [];
+    for (const url of params.urls) hints.push({ url, ...(await probeHint(page, url)) });
+    return { hints };
+  },
+
+  /** A good probe reveals Username, Password and the board dropdown; the password is never pre-filled. */
+  async rowsAfterProbe({ page, params }) {
+    await connected(page);
+    await openView(page, 'settings');
+    await page.waitForSelector('#invokeai-url');
+    const before = await page.$eval('#invokeai-auth-rows', (rows) => rows.hidden);
+    const hint = await probeHint(page, params.url);
+    await page.waitForFunction(() => document.querySelectorAll('#invokeai-board option').length > 1, null, { timeout: WAIT_MS });
+    return {
+      before,
+      hint,
+      boards: await page.$$eval('#invokeai-board option', (opts) => opts.map((o) => ({ value: o.value, text: o.textContent }))),
+      password: await page.$eval('#invokeai-password', (input) => ({ value: input.value, placeholder: input.placeholder })),
+    };
+  },
+
+  /** Choosing a board sticks: a reopened panel shows the same choice. */
+  async boardPersists({ page, params, panelUrl }) {
+    await connected(page);
+    await openView(page, 'settings');
+    await page.waitForFunction((name) => [...document.querySelectorAll('#invokeai-board option')].some((o) => o.textContent === name), params.board, { timeout: WAIT_MS });
+    await page.selectOption('#invokeai-board', { label: params.board });
+    await page.waitForFunction(() => document.querySelector('#invokeai-saved').textContent.startsWith('Uploads go to'));
+    await page.goto(panelUrl);
+    await connected(page);
+    await page.waitForSelector('#view-settings:not([hidden])'); // the panel reopens on the last view
+    await page.waitForFunction(() => document.querySelectorAll('#invokeai-board option').length > 1, null, { timeout: WAIT_MS });
+    return { chosen: await page.$eval('#invokeai-board', (s) => s.selectedOptions[0].textContent) };
+  },
+
+  /** Add an album in the manager, press Update Index, watch the SSE progress reach 100 %. */
+  async albumProgress({ page, params }) {
+    await connected(page);
+    await openView(page, 'albums');
+    await page.click('#album-add');
+    await page.fill('#album-form input[name="key"]', params.key);
+    await page.fill('#album-form input[name="display_name"]', params.name);
+    await page.fill('#album-form textarea[name="folders"]', params.folder);
+    await page.click('#album-form button[type="submit"]');
+    const card = `.album[data-key="${params.key}"]`;
+    await page.waitForSelector(card, { timeout: WAIT_MS });
+    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
+    await page.click(`${card} button[data-act="update"]`);
+    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.percent === '100' && document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
+    return {
+      progress: await page.textContent(`${card} .progress-text`),
+      bar: await page.$eval(`${card} progress`, (p) => p.value),
+      skipped: await page.$$eval(`${card} .skipped li`, (lis) => lis.map((li) => li.textContent)),
+      albums: await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value)),
+    };
+  },
+
+  /** The map draws the album's points with WebGL (SwiftShader here); pytest checks the screenshot's pixels. */
+  async map({ page, params }) {
+    await connected(page);
+    await openView(page, 'map');
+    await page.waitForSelector('#map canvas', { timeout: WAIT_MS });
+    await page.waitForFunction(() => /\d+ images?/.test(document.querySelector('#map-status').textContent), null, { timeout: WAIT_MS });
+    // the view counts deck.gl's finished frames: wait for one drawn after the data arrived
+    await page.waitForFunction(() => Number(document.querySelector('#map').dataset.frames || 0) >= 1, null, { timeout: WAIT_MS });
+    await page.locator('#map').screenshot({ path: params.mapShot });
+    return { status: await page.textContent('#map-status') };
+  },
+
+  /** The context menu's handler (called directly: headless has no menu to click) sends data: bytes and an http URL. */
+  async contextMenu({ worker, params }) {
+    const results = [];
+    for (const srcUrl of params.srcUrls) {
+      results.push(await worker.evaluate((src) => globalThis.photomap.sendRefImage({ menuItemId: 'photomap-ref-image', srcUrl: src, frameId: 0 }, { id: -1 }), srcUrl));
+    }
+    return { results };
+  },
+};

@@ -1,0 +1,202 @@
+"""The extension in a real browser: Debian's chromium (headless=new) with the unpacked extension, the real native host,
+a real daemon with an indexed album, the fake InvokeAI. Screenshots land in test-output/extension/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import (  # noqa: E402
+    A1111,
+    ALBUM,
+    INVOKEAI_3_LORAS,
+    INVOKEAI_6,
+    NO_METADATA,
+    OUTPUT,
+    Daemon,
+    Servers,
+    data_url,
+    free_port,
+    painted_png,
+    wait_for,
+)
+
+Run = Callable[..., dict[str, Any]]
+RED = "rgb(255, 92, 92)"  # --bad in sidepanel.css
+
+# From shared/fixtures/MANIFEST.md (prompts are the files' first 80 characters).
+INVOKEAI_6_PROMPT = "general, masterpiece, best quality, amazing quality, \n1girl, solo, hatsune miku,"
+INVOKEAI_6_NEGATIVE = "bad quality, worst quality, worst detail, sketch, censor, \n"
+
+
+def configure_invokeai(daemon: Daemon, url: str, board_id: str | None = None) -> None:
+    saved = daemon.call("PUT", "/settings/invokeai", json={"url": url, "username": "", "password": ""})
+    assert saved.status_code == 200, saved.text
+    chosen = daemon.call("PUT", "/invokeai/board", json={"board_id": board_id})
+    assert chosen.status_code == 200, chosen.text
+
+
+def test_panel_connects_through_native_host_and_survives_a_worker_restart(run_scenario: Run, daemon: Daemon) -> None:
+    seen = run_scenario("connect")
+    assert seen["state"] == "connected"
+    assert seen["port"] == daemon.port and seen["hasToken"]
+    assert ALBUM in seen["albums"]
+    assert seen["afterRestart"] == "connected"
+    assert "connected" in seen["dot"]
+
+
+def test_search_fills_grid_with_thumbnails_fetched_without_token_in_urls(run_scenario: Run, daemon: Daemon) -> None:
+    seen = run_scenario("search", text="a colourful picture", minResults=len(daemon.ids))
+    assert sorted(seen["ids"]) == sorted(daemon.ids.values())
+    assert all(src.startswith("blob:chrome-extension://") for src in seen["srcs"])
+    assert not any(daemon.token in url for url in seen["urls"]), "the bearer token leaked into a URL"
+    assert any("/thumb" in url for url in seen["urls"])
+    assert seen["count"].startswith(f"{len(daemon.ids)} images")
+    assert seen["selected"] == seen["ids"][1], "ArrowRight selects the first image, the next one moves to the second"
+
+
+def test_drawer_shows_the_fixture_metadata(run_scenario: Run, daemon: Daemon) -> None:
+    seen = run_scenario("drawer", id=daemon.ids[INVOKEAI_6])
+    fields = seen["fields"]
+    assert fields["positive_prompt"].startswith(INVOKEAI_6_PROMPT)
+    assert fields["negative_prompt"].startswith(INVOKEAI_6_NEGATIVE)
+    assert fields["model"] == "waiIllustriousSDXL_v160"
+    assert fields["seed"] == "1860920704"
+    assert "created_at" in fields
+    assert set(seen["copyButtons"]) == set(fields), "every field has its copy icon"
+
+    loras = run_scenario("drawer", id=daemon.ids[INVOKEAI_3_LORAS])["fields"]
+    assert loras["positive_prompt"] == "Anime version of Rami Malek as a martial artist"
+    assert loras["negative_prompt"] == "<bad_wax>"
+    assert loras["model"] == "CCXL-One_vB5b"
+    assert loras["seed"] == "2863850868"
+    assert loras["loras"].startswith("CC-Dream-Shaper_vBeta1 (")
+
+
+def test_copy_icon_puts_the_value_on_the_clipboard(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
+    seen = run_scenario("copy", id=daemon.ids[INVOKEAI_6], field="positive_prompt", readerUrl=servers.plain_url + "/")
+    assert seen["clipboard"] == seen["shown"]
+    assert seen["clipboard"].startswith(INVOKEAI_6_PROMPT)
+
+
+def test_view_full_metadata_shows_every_raw_chunk(run_scenario: Run, daemon: Daemon) -> None:
+    seen = run_scenario("fullMetadata", id=daemon.ids[INVOKEAI_6])
+    assert seen["hiddenBefore"] is True
+    text = seen["text"]
+    assert '"invokeai_metadata"' in text and '"invokeai_graph"' in text
+    assert '"generation_mode": "sdxl_txt2img"' in text  # a field the drawer's summary does not show
+    assert "sdxl_graph:zTYussRcEP" in text
+
+
+def test_recall_and_remix_send_the_right_bodies_to_invokeai(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
+    configure_invokeai(daemon, servers.invokeai_url)
+    before = len(servers.invokeai_log()["recalls"])
+    seen = run_scenario("recallRemix", id=daemon.ids[INVOKEAI_6])
+    assert seen["recall"]["ok"] and "press Invoke" in seen["recall"]["text"]
+    assert seen["remix"]["ok"] and "press Invoke" in seen["remix"]["text"]
+    recall, remix = servers.invokeai_log()["recalls"][before:]
+    assert recall["body"]["seed"] == 1860920704
+    assert recall["body"]["positive_prompt"].startswith(INVOKEAI_6_PROMPT)
+    assert recall["body"]["model"] == "waiIllustriousSDXL_v160"
+    assert recall["query"].get("strict") == "true"
+    assert "seed" not in remix["body"]
+    assert remix["body"]["positive_prompt"] == recall["body"]["positive_prompt"]
+
+
+@pytest.mark.parametrize("name", [A1111, NO_METADATA])
+def test_recall_and_remix_are_greyed_for_images_without_invokeai_metadata(
+    run_scenario: Run, daemon: Daemon, servers: Servers, name: str
+) -> None:
+    configure_invokeai(daemon, servers.invokeai_url, servers.boards["Sketches"])
+    seen = run_scenario("greyed", id=daemon.ids[name])
+    for action in ("recall", "remix"):
+        assert seen[action]["disabled"] is True
+        assert "InvokeAI generation metadata" in seen[action]["title"]
+    assert seen["ref"]["disabled"] is False
+    assert seen["refOutcome"]["ok"] and "Sketches" in seen["refOutcome"]["text"]
+
+
+def test_the_four_url_problems_show_red_under_the_field(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
+    urls = ["ftp://localhost:9090", "http://", f"http://127.0.0.1:{free_port()}", servers.plain_url]
+    seen = run_scenario("urlMessages", urls=urls)
+    messages = [hint["text"] for hint in seen["hints"]]
+    assert messages == [
+        "InvokeAI URL must use http:// or https://",
+        "InvokeAI URL must include a host",
+        "Could not reach backend",
+        "Server is reachable but doesn't appear to be an InvokeAI backend",
+    ]
+    for hint in seen["hints"]:
+        assert hint["isError"] and hint["color"] == RED and "⚠" in hint["icon"]
+        assert hint["rowsVisible"] is False
+    saved = daemon.call("GET", "/settings/invokeai").json()
+    assert saved["url"] == servers.plain_url, "the URL is saved as typed even when the probe fails"
+
+
+def test_good_probe_reveals_username_password_and_boards(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
+    configure_invokeai(daemon, "")
+    saved = daemon.call("PUT", "/settings/invokeai", json={"url": "", "password": "hunter2"})
+    assert saved.json()["password_set"] is True
+    seen = run_scenario("rowsAfterProbe", url=servers.invokeai_url + "/")
+    assert seen["before"] is True
+    assert seen["hint"]["rowsVisible"] and not seen["hint"]["isError"]
+    assert [b["text"] for b in seen["boards"]] == ["Uncategorized", "PhotoMap Refs", "Sketches"]
+    assert seen["password"]["value"] == "" and seen["password"]["placeholder"] == "set"
+    assert daemon.call("GET", "/settings/invokeai").json()["url"] == servers.invokeai_url + "/"
+
+
+def test_board_choice_persists(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
+    configure_invokeai(daemon, servers.invokeai_url)
+    seen = run_scenario("boardPersists", board="PhotoMap Refs")
+    assert seen["chosen"] == "PhotoMap Refs"
+    assert daemon.call("GET", "/settings/invokeai").json()["board_id"] == servers.boards["PhotoMap Refs"]
+
+
+def test_album_add_then_update_index_reaches_100_percent(run_scenario: Run, daemon: Daemon, tmp_path: Path) -> None:
+    folder = tmp_path / "new-album"
+    folder.mkdir()
+    for seed in range(3):
+        painted_png(folder / f"new-{seed}.png", seed + 10)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    seen = run_scenario("albumProgress", key="fresh", name="Fresh Album", folder=str(folder))
+    assert "100 %" in seen["progress"] and seen["bar"] == 100
+    assert any("broken.png" in line for line in seen["skipped"]), seen["skipped"]
+    assert "fresh" in seen["albums"]
+    albums = {album["key"]: album for album in daemon.call("GET", "/albums").json()}
+    assert albums["fresh"]["indexed_count"] == 3
+    assert daemon.call("DELETE", "/albums/fresh").status_code == 204
+
+
+def test_map_renders_the_album_points(run_scenario: Run, daemon: Daemon) -> None:
+    wait_for(lambda: daemon.call("GET", f"/albums/{ALBUM}/map").content[:4] == b"PMAP", 60, "the map payload")
+    shot = OUTPUT / "map-canvas.png"
+    seen = run_scenario("map", mapShot=str(shot))
+    assert f"{len(daemon.ids)} images" in seen["status"]
+    with Image.open(shot) as image:
+        pixels = image.convert("RGB").getdata()
+        background = max(set(pixels), key=list(pixels).count)
+        painted = sum(1 for pixel in pixels if sum(abs(a - b) for a, b in zip(pixel, background)) > 60)
+    assert painted >= 20, f"only {painted} non-background pixels: the map drew no points"
+
+
+def test_context_menu_sends_data_url_bytes_and_http_urls_to_the_chosen_board(
+    run_scenario: Run, daemon: Daemon, servers: Servers, tmp_path: Path
+) -> None:
+    configure_invokeai(daemon, servers.invokeai_url, servers.boards["Sketches"])
+    before = len(servers.invokeai_log()["requests"])
+    image = tmp_path / "menu.png"
+    painted_png(image, 3)
+    seen = run_scenario("contextMenu", srcUrls=[data_url(image), f"{servers.plain_url}/ref.png"])
+    for result in seen["results"]:
+        assert result["ok"], result["message"]
+        assert result["board_name"] == "Sketches"
+    uploads = [r for r in servers.invokeai_log()["requests"][before:] if r["path"] == "/api/v1/images/upload"]
+    assert len(uploads) == 2
+    assert all(r["query"].get("board_id") == servers.boards["Sketches"] for r in uploads)
+    assert uploads[0]["upload"]["size"] == image.stat().st_size
