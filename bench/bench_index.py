@@ -1,0 +1,140 @@
+"""Indexing throughput on 1024×1024 PNGs, three ways, side by side in one process:
+
+  (a) bare model forward on pre-decoded tensors (the ceiling),
+  (b) our end-to-end IndexRun (scan, decode pool overlapped with the forward, metadata, LanceDB commits),
+  (c) a naive pipeline: decode a batch of 8 with open_clip's own transform, then forward, no overlap.
+
+Also: forward throughput of candidate default models (random weights: the cost is the architecture's, not the
+weights'), for the quality-per-CPU-cost choice in BENCHMARKS.md.
+
+    .venv/bin/python bench/bench_index.py [--images 192] [--models]
+
+Goal (foundation issue): b/a >= 0.9 and b/c >= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from photomapd.config import AlbumConfig
+from photomapd.embed import load_embedder
+from photomapd.indexer import BATCH_SIZE, IndexProgress, IndexRun
+from photomapd.model_runner import ModelRunner
+from photomapd.store import Store
+
+EDGE_PX = 1024
+NAIVE_BATCH = 8
+CANDIDATE_MODELS = ["ViT-B-32", "ViT-B-32-256", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP2-S2", "ViT-B-32-SigLIP2-256"]
+
+
+def make_pngs(folder: Path, count: int) -> list[Path]:
+    """Generated-art-like content: smooth gradients plus texture, so PNG sizes (~1–2 MB) resemble real outputs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:EDGE_PX, 0:EDGE_PX].astype(np.float32) / EDGE_PX
+    paths = []
+    for i in range(count):
+        base = np.stack([np.sin(xx * (3 + i % 7) + i), np.cos(yy * (2 + i % 5)), np.sin((xx + yy) * 4 + i * 0.3)], -1)
+        noise = rng.normal(0, 0.08, base.shape).astype(np.float32)
+        pixels = np.clip((base * 0.5 + 0.5 + noise) * 255, 0, 255).astype(np.uint8)
+        path = folder / f"gen_{i:05d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def bare_forward(embedder, tensors: list[torch.Tensor], images: int) -> float:
+    batch = tensors[:BATCH_SIZE]
+    embedder.encode_tensors(batch)  # warm-up
+    rounds = max(1, images // BATCH_SIZE)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        embedder.encode_tensors(batch)
+    return rounds * len(batch) / (time.perf_counter() - start)
+
+
+def end_to_end(folder: Path, runner: ModelRunner, data_dir: Path) -> tuple[float, IndexProgress]:
+    album = AlbumConfig(key="bench", display_name="Bench", folders=[str(folder)])
+    store = Store(data_dir / "index")
+    marks: dict[str, float] = {}
+
+    def on_progress(progress: IndexProgress) -> None:
+        if progress.phase == "embedding" and "start" not in marks:
+            marks["start"] = time.perf_counter()
+
+    progress = IndexRun(album, store, runner, rebuild=True, on_progress=on_progress).run()
+    elapsed = time.perf_counter() - marks["start"]
+    return progress.total / elapsed, progress
+
+
+def naive(embedder, preprocess, paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for offset in range(0, len(paths), NAIVE_BATCH):
+        batch = [preprocess(Image.open(p).convert("RGB")) for p in paths[offset : offset + NAIVE_BATCH]]
+        embedder.encode_tensors(batch)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def model_costs(images: int) -> list[tuple[str, int, float]]:
+    rows = []
+    for name in CANDIDATE_MODELS:
+        embedder = load_embedder(name, "none")
+        size = embedder.input_size
+        tensors = [torch.randn(3, *size) for _ in range(BATCH_SIZE)]
+        rows.append((name, size[0], bare_forward(embedder, tensors, images)))
+        del embedder
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--models", action="store_true", help="also time the candidate default models")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        os.environ["PHOTOMAP_CACHE_DIR"] = str(tmp_path / "cache")
+        paths = make_pngs(tmp_path / "images", args.images)
+        mean_mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+        runner = ModelRunner("ViT-B-32", "none")
+        embedder = runner.call_sync(lambda e: e)
+        import open_clip
+
+        _, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+        tensors = [embedder.decode_file(p).tensor for p in paths[:BATCH_SIZE]]
+
+        rate_a = runner.call_sync(lambda e: bare_forward(e, tensors, args.images))
+        rate_b, progress = end_to_end(tmp_path / "images", runner, tmp_path / "data")
+        rate_c = runner.call_sync(lambda e: naive(e, preprocess, paths))
+        runner.close()
+
+        print(f"{args.images} PNGs {EDGE_PX}x{EDGE_PX}, mean {mean_mb:.2f} MB; torch threads {torch.get_num_threads()}, "
+              f"cores {os.cpu_count()}, device {embedder.device}; indexed {progress.new}, skipped {progress.skipped_count}")
+        print()
+        print("| pipeline | img/s | vs (a) |")
+        print("|---|---|---|")
+        print(f"| (a) bare forward, batch {BATCH_SIZE}, pre-decoded | {rate_a:.1f} | 1.00 |")
+        print(f"| (b) photomapd IndexRun end to end | {rate_b:.1f} | {rate_b / rate_a:.2f} |")
+        print(f"| (c) naive: decode 8, then forward | {rate_c:.1f} | {rate_c / rate_a:.2f} |")
+        print(f"\nb/a = {rate_b / rate_a:.2f} (goal >= 0.9), b/c = {rate_b / rate_c:.2f} (goal >= 3)")
+
+        if args.models:
+            print("\n| model | input px | forward img/s (batch 32) |")
+            print("|---|---|---|")
+            for name, size, rate in model_costs(args.images):
+                print(f"| {name} | {size} | {rate:.1f} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
