@@ -14,12 +14,12 @@ export function buildQuery(form, imageQuery) {
   if (text('seed') && /^\d+$/.test(text('seed'))) filters.seed = Number(text('seed'));
   if (text('generator')) filters.generator = text('generator');
   if (text('dateFrom')) filters.date_from = text('dateFrom');
-  if (text('dateTo')) filters.date_to = `${text('dateTo')}T23:59:59`;
+  if (text('dateTo')) filters.date_to = text('dateTo'); // a plain date: the daemon includes the whole day
   const body = { filters, sort: form.sort || 'score' };
   if (text('text')) body.text = text('text');
   if (text('negative')) body.negative_text = text('negative');
   if (imageQuery && imageQuery.id !== undefined) body.image_id = imageQuery.id;
-  if (imageQuery && imageQuery.b64) body.image_b64 = imageQuery.b64;
+  if (imageQuery && imageQuery.b64) body.image_base64 = imageQuery.b64;
   if (imageQuery && (body.text || body.negative_text)) body.image_weight = Number(form.imageWeight ?? 0.5);
   const hasQuery = body.text || body.negative_text || imageQuery;
   if (!hasQuery) body.sort = 'date'; // no query = browse, newest first

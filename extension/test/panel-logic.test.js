@@ -44,9 +44,10 @@ test('the search body carries only what the form has, and browses newest first w
     image_id: 7,
     image_weight: 0.3,
     sort: 'score',
-    filters: { seed: 42, generator: 'invokeai', date_to: '2026-01-31T23:59:59' },
+    filters: { seed: 42, generator: 'invokeai', date_to: '2026-01-31' },
   });
   assert.equal(buildQuery({ seed: 'abc', text: 'x' }, null).filters.seed, undefined);
+  assert.equal(buildQuery({}, { b64: 'AAAA', label: 'x.png' }).image_base64, 'AAAA');
 });
 
 test('drawer rows skip empty fields and format LoRAs and reference images', () => {

@@ -160,10 +160,11 @@ def run_scenario(
 
     runs = itertools.count(1)
 
-    def run(scenario: str, **params: Any) -> dict[str, Any]:
+    def run(scenario: str, *, with_native_host: bool = True, **params: Any) -> dict[str, Any]:
         OUTPUT.mkdir(parents=True, exist_ok=True)
         profile = Path(tempfile.mkdtemp(prefix=f"profile-{scenario}-", dir=tmp_path))
-        _install_native_host(profile, daemon)
+        if with_native_host:
+            _install_native_host(profile, daemon)
         env = {key: value for key, value in daemon.env.items() if key.startswith("PHOTOMAP_")}
         config = {
             "scenario": scenario,

@@ -94,6 +94,58 @@ export const SCENARIOS = {
     return { ids, urls, srcs, count: await page.textContent('#result-count'), selected };
   },
 
+  /** Without the native host the panel says so, with the one command that fixes it. */
+  async notInstalled({ page }) {
+    await page.waitForSelector('#connection-banner:not([hidden])', { timeout: WAIT_MS });
+    return {
+      state: await page.getAttribute('body', 'data-connection'),
+      message: await page.textContent('#connection-message'),
+      command: await page.textContent('#connection-command'),
+    };
+  },
+
+  /** A tab on the configured InvokeAI URL gets the panel enabled; the toolbar button opens it beside any tab. */
+  async invokeaiTab({ context, worker, params }) {
+    await worker.evaluate((url) => chrome.storage.local.set({ invokeaiUrl: url }), params.invokeaiUrl);
+    const tab = await context.newPage();
+    await tab.goto(params.invokeaiUrl);
+    const tabId = await worker.evaluate(async (url) => (await chrome.tabs.query({})).find((t) => t.url.startsWith(url)).id, params.invokeaiUrl);
+    const options = await worker.evaluate(async (id) => {
+      for (let i = 0; i < 100; i += 1) {
+        const opts = await chrome.sidePanel.getOptions({ tabId: id });
+        if (opts.path) return opts;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return chrome.sidePanel.getOptions({ tabId: id });
+    }, tabId);
+    const behavior = await worker.evaluate(() => chrome.sidePanel.getPanelBehavior());
+    return { options, behavior };
+  },
+
+  /** "More like this" in the drawer searches by that image; it comes back first (cosine 1 with itself). */
+  async moreLikeThis({ page, params }) {
+    await openDrawer(page, params.id);
+    await page.click('#drawer-more');
+    await page.waitForSelector('#drawer', { state: 'hidden' });
+    await page.waitForFunction((id) => document.querySelector('#grid .cell[data-index="0"]')?.dataset.id === String(id), params.id, { timeout: WAIT_MS });
+    return { label: await page.textContent('#image-query-label'), first: await page.getAttribute('#grid .cell[data-index="0"]', 'data-id') };
+  },
+
+  /** Dropping an image file on the panel searches by its pixels. */
+  async dropImage({ page, params }) {
+    await connected(page);
+    await thumbnailsShown(page, 1);
+    await page.evaluate(async ({ b64, name }) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type: 'image/png' }));
+      document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }, params);
+    await page.waitForSelector('#image-query:not([hidden])');
+    await page.waitForFunction((id) => document.querySelector('#grid .cell[data-index="0"]')?.dataset.id === String(id), params.expectFirst, { timeout: WAIT_MS });
+    return { label: await page.textContent('#image-query-label') };
+  },
+
   /** Clicking a thumbnail opens the drawer with the image's fields. */
   async drawer({ page, params }) {
     await openDrawer(page, params.id);
@@ -206,12 +258,20 @@ export const SCENARIOS = {
     await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
     await page.click(`${card} button[data-act="update"]`);
     await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.percent === '100' && document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
-    return {
+    const seen = {
       progress: await page.textContent(`${card} .progress-text`),
       bar: await page.$eval(`${card} progress`, (p) => p.value),
       skipped: await page.$$eval(`${card} .skipped li`, (lis) => lis.map((li) => li.textContent)),
       albums: await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value)),
     };
+    if (params.deleteAfter) {
+      await page.click(`${card} button[data-act="delete"]`);
+      seen.confirmText = await page.textContent(`${card} .buttons span`);
+      await page.click(`${card} button[data-act="confirm-delete"]`);
+      await page.waitForSelector(card, { state: 'detached', timeout: WAIT_MS });
+      seen.albumsAfterDelete = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
+    }
+    return seen;
   },
 
   /** The map draws the album's points with WebGL (SwiftShader here); pytest checks the screenshot's pixels. */

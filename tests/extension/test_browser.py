@@ -3,6 +3,7 @@ a real daemon with an indexed album, the fake InvokeAI. Screenshots land in test
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +50,30 @@ def test_panel_connects_through_native_host_and_survives_a_worker_restart(run_sc
     assert ALBUM in seen["albums"]
     assert seen["afterRestart"] == "connected"
     assert "connected" in seen["dot"]
+
+
+def test_panel_without_native_host_names_the_install_command(run_scenario: Run) -> None:
+    seen = run_scenario("notInstalled", with_native_host=False)
+    assert seen["state"] == "not_installed"
+    assert "not installed" in seen["message"]
+    assert seen["command"] == "photomapd install"
+
+
+def test_invokeai_tab_gets_the_panel_and_the_toolbar_opens_it_anywhere(run_scenario: Run, servers: Servers) -> None:
+    seen = run_scenario("invokeaiTab", invokeaiUrl=servers.invokeai_url + "/")
+    assert seen["options"]["enabled"] is True
+    assert seen["options"]["path"].endswith("sidepanel/sidepanel.html")
+    assert seen["behavior"]["openPanelOnActionClick"] is True
+
+
+def test_more_like_this_and_a_dropped_image_search_by_image(run_scenario: Run, daemon: Daemon) -> None:
+    seen = run_scenario("moreLikeThis", id=daemon.ids[INVOKEAI_6])
+    assert seen["first"] == str(daemon.ids[INVOKEAI_6])
+    assert seen["label"] == f"Like image {daemon.ids[INVOKEAI_6]}"
+    dropped = daemon.album_dir / "painted-2.png"
+    b64 = base64.b64encode(dropped.read_bytes()).decode()
+    seen = run_scenario("dropImage", b64=b64, name="query.png", expectFirst=daemon.ids["painted-2.png"])
+    assert seen["label"] == "query.png"
 
 
 def test_search_fills_grid_with_thumbnails_fetched_without_token_in_urls(run_scenario: Run, daemon: Daemon) -> None:
@@ -164,12 +189,19 @@ def test_album_add_then_update_index_reaches_100_percent(run_scenario: Run, daem
     for seed in range(3):
         painted_png(folder / f"new-{seed}.png", seed + 10)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    seen = run_scenario("albumProgress", key="fresh", name="Fresh Album", folder=str(folder))
+    seen = run_scenario("albumProgress", key="fresh", name="Fresh Album", folder=str(folder), deleteAfter=False)
     assert "100 %" in seen["progress"] and seen["bar"] == 100
     assert any("broken.png" in line for line in seen["skipped"]), seen["skipped"]
     assert "fresh" in seen["albums"]
     albums = {album["key"]: album for album in daemon.call("GET", "/albums").json()}
     assert albums["fresh"]["indexed_count"] == 3
+    # another album on the same folder, deleted through the inline confirmation: the files stay
+    again = run_scenario("albumProgress", key="fresh2", name="Fresh Again", folder=str(folder), deleteAfter=True)
+    assert "100 %" in again["progress"]
+    assert "Images stay on disk" in again["confirmText"]
+    assert "fresh2" not in again["albumsAfterDelete"]
+    assert "fresh2" not in {album["key"] for album in daemon.call("GET", "/albums").json()}
+    assert sorted(p.name for p in folder.iterdir()) == ["broken.png", "new-0.png", "new-1.png", "new-2.png"]
     assert daemon.call("DELETE", "/albums/fresh").status_code == 204
 
 
