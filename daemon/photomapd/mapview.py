@@ -108,13 +108,37 @@ def load_state(album_key: str) -> MapState | None:
     return state if state.format == STATE_FORMAT else None
 
 
-def _load_reducer(state: MapState) -> Any | None:
+# The last model used, keyed by its file: at 50k fitted rows the pickle is ~250 MB and takes seconds to load, which
+# would blow the placement budget of every watcher-triggered update. One slot keeps memory bounded to one album's model.
+_LAST_REDUCER: tuple[tuple[Path, int, int], Any] | None = None
+
+
+def _file_key(path: Path) -> tuple[Path, int, int] | None:
     try:
-        with open(maps_dir() / state.reducer_file, "rb") as handle:
-            return pickle.load(handle)  # our own file in our data dir, written by _save below
+        stat = path.stat()
+    except OSError:
+        return None
+    return (path, stat.st_mtime_ns, stat.st_size)  # a rewritten or damaged file no longer matches
+
+
+def _remember(path: Path, reducer: Any) -> None:
+    global _LAST_REDUCER
+    key = _file_key(path)
+    _LAST_REDUCER = (key, reducer) if key else None
+
+
+def _load_reducer(state: MapState) -> Any | None:
+    path = maps_dir() / state.reducer_file
+    if _LAST_REDUCER is not None and _LAST_REDUCER[0] == _file_key(path):
+        return _LAST_REDUCER[1]
+    try:
+        with open(path, "rb") as handle:
+            reducer = pickle.load(handle)  # our own file in our data dir, written by _save below
     except Exception:  # a missing or corrupt pickle (or a umap upgrade) only costs a refit
         log.warning("map model %s is unreadable; refitting", state.reducer_file, exc_info=True)
         return None
+    _remember(path, reducer)
+    return reducer
 
 
 def _save(album_key: str, state: MapState, reducer: Any) -> None:
@@ -122,6 +146,7 @@ def _save(album_key: str, state: MapState, reducer: Any) -> None:
     folder = maps_dir()
     config.write_atomic(folder / state.reducer_file, pickle.dumps(reducer, protocol=pickle.HIGHEST_PROTOCOL))
     config.write_atomic(folder / f"{album_key}.json", state.model_dump_json(indent=1).encode())
+    _remember(folder / state.reducer_file, reducer)
     for stale in folder.glob(f"{album_key}.v*.pkl"):
         if stale.name != state.reducer_file:
             stale.unlink(missing_ok=True)

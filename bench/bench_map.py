@@ -1,0 +1,180 @@
+"""The map: parameter choice, cluster method, and the incremental path against a full refit, at 100k x 512.
+
+    .venv/bin/python bench/bench_map.py --rows 100000                # everything (about 10 minutes on 2 cores)
+    .venv/bin/python bench/bench_map.py --rows 100000 --skip-study   # only the scale part
+
+Study (labelled 10k set, 50 groups, CLIP-like spread): UMAP n_neighbors / min_dist by fit time and trustworthiness;
+clusters by HDBSCAN on the layout (what mapview does) against k-means on the vectors given the true group count,
+scored by adjusted Rand index against the true groups.
+Scale (bench_search's 100k mixture written to a real LanceDB table, through `mapview.refresh_map`): first layout
+(fit on a 50k sample + transform the rest), placing 1k new rows, the full refit the predecessor did instead, and the
+payload the panel fetches. Trustworthiness at scale is measured on a 3k subsample (it is O(n^2)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_search import DIM, mixture, write_table  # noqa: E402
+
+from photomapd import mapclusters, mapview  # noqa: E402
+from photomapd.store import AlbumTable  # noqa: E402
+
+TRUST_SAMPLE = 3_000
+TRUST_K = 10
+
+
+def trust(vectors: np.ndarray, layout: np.ndarray, rng: np.random.Generator) -> float:
+    from sklearn.manifold import trustworthiness
+
+    pick = rng.choice(len(vectors), min(TRUST_SAMPLE, len(vectors)), replace=False)
+    return float(trustworthiness(vectors[pick], layout[pick], n_neighbors=TRUST_K, metric="cosine"))
+
+
+def labelled(count: int, groups: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Like bench_search.mixture (same spread), but keeping which centre each vector came from."""
+    centres = rng.normal(size=(groups, DIM))
+    truth = rng.integers(0, groups, count)
+    vectors = centres[truth] + rng.normal(scale=1.2, size=(count, DIM))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def study(rng: np.random.Generator) -> None:
+    import umap
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    vectors, truth = labelled(10_000, 50, rng)
+    print("UMAP parameters on 10k x 512 (50 groups), cosine, random_state fixed")
+    layouts = {}
+    for n_neighbors, min_dist in ((15, 0.1), (30, 0.1), (15, 0.0), (50, 0.1)):
+        start = time.perf_counter()
+        reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=42, n_jobs=1)
+        layout = reducer.fit_transform(vectors)
+        took = time.perf_counter() - start
+        layouts[(n_neighbors, min_dist)] = layout
+        print(f"  n_neighbors {n_neighbors:>2} min_dist {min_dist:.1f}: fit {took:6.1f} s   "
+              f"trustworthiness@{TRUST_K} {trust(vectors, layout, rng):.3f}", flush=True)  # fmt: skip
+    layout = layouts[(mapview.N_NEIGHBORS, mapview.MIN_DIST)]
+    print("Clusters against the 50 true groups (adjusted Rand index)")
+    start = time.perf_counter()
+    found = mapclusters.cluster_layout(layout.astype(np.float64))
+    print(f"  HDBSCAN on the layout (mapview):   {time.perf_counter() - start:6.2f} s   "
+          f"ARI {adjusted_rand_score(truth, found):.3f}   {len(np.unique(found))} clusters", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    kmeans = KMeans(n_clusters=50, n_init=1, random_state=0).fit_predict(vectors)
+    print(f"  k-means on the vectors, k=50 given: {time.perf_counter() - start:6.2f} s   "
+          f"ARI {adjusted_rand_score(truth, kmeans):.3f}", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    kmeans2d = KMeans(n_clusters=50, n_init=1, random_state=0).fit_predict(layout)
+    print(f"  k-means on the layout, k=50 given:  {time.perf_counter() - start:6.2f} s   "
+          f"ARI {adjusted_rand_score(truth, kmeans2d):.3f}", flush=True)  # fmt: skip
+
+
+def add_rows(table: AlbumTable, vectors: np.ndarray, first_id: int) -> None:
+    rows = [
+        {"id": first_id + i, "path": f"/bench/new{first_id + i}.png", "folder": "/bench", "mtime_ns": 1, "size": 1,
+         "width": 512, "height": 512, "vector": vector.tolist()}
+        for i, vector in enumerate(vectors)
+    ]  # fmt: skip
+    table.upsert(rows)
+
+
+def placed_layout(table: AlbumTable) -> tuple[np.ndarray, np.ndarray]:
+    ids, vectors = table.vectors()
+    data = table.arrow(["id", "x", "y"]).to_pydict()
+    where = {row_id: (x, y) for row_id, x, y in zip(data["id"], data["x"], data["y"])}
+    return vectors, np.array([where[int(i)] for i in ids])
+
+
+def timed(label: str, fn: Any) -> Any:
+    start = time.perf_counter()
+    result = fn()
+    print(f"  {label:<52} {time.perf_counter() - start:8.2f} s", flush=True)
+    return result
+
+
+def scale(rows: int, rng: np.random.Generator, full_fit: bool) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-map-"))
+    import os
+
+    os.environ["PHOTOMAP_DATA_DIR"] = str(root / "data")  # mapview keeps its model files under the data dir
+    try:
+        centres = rng.normal(size=(max(10, rows // 100), DIM)).astype(np.float32)
+        table = write_table(root / "index", mixture(centres, rows, rng))
+        warm = write_table(root / "warm", mixture(centres, 300, rng))
+        print(f"Scale: {rows} x {DIM} in LanceDB (numba JIT warmed on 300 rows first)")
+        timed("first-call JIT (300 rows, paid once per process)", lambda: mapview.refresh_map(warm, "warm"))
+        marks: list[tuple[float, int]] = []
+        start = time.perf_counter()
+        result = mapview.refresh_map(table, "bench", progress=lambda done, total: marks.append((time.time(), done)))
+        took = time.perf_counter() - start
+        state = mapview.load_state("bench")
+        assert state is not None
+        fitted_at = next(t for t, done in marks if done >= state.fit_size) - marks[0][0]
+        print(f"  first layout ({result.action}, fit on {state.fit_size}, rest transformed){'':<8} {took:8.2f} s"
+              f"   (fit {fitted_at:.1f} s)")  # fmt: skip
+        vectors, layout = placed_layout(table)
+        print(f"  trustworthiness@{TRUST_K} (3k subsample)                       {trust(vectors, layout, rng):8.3f}")
+        pickle_mb = (mapview.maps_dir() / state.reducer_file).stat().st_size / 1e6
+        mapview._LAST_REDUCER = None  # as after a daemon restart
+        timed(f"load the persisted model ({pickle_mb:.0f} MB, cold)", lambda: mapview._load_reducer(state))
+
+        for run, cold in ((1, False), (2, True)):
+            add_rows(table, mixture(centres, 1_000, rng), first_id=rows + run * 1_000)
+            if cold:
+                mapview._LAST_REDUCER = None
+            label = "place 1k new rows, model read from disk" if cold else "place 1k new rows, model in memory"
+            placed = timed(label, lambda: mapview.refresh_map(table, "bench"))
+            assert placed.action == "transform" and placed.placed == 1_000
+        timed("no change (refresh_map no-op)", lambda: mapview.refresh_map(table, "bench"))
+        timed("full refit + Procrustes (what the predecessor did)", lambda: mapview.refresh_map(
+            table, "bench", force_refit=True))  # fmt: skip
+
+        sizes, seconds = [], []
+        for _ in range(5):
+            begin = time.perf_counter()
+            sizes.append(len(mapview.encode_map(table, "bench")))
+            seconds.append(time.perf_counter() - begin)
+        print(f"  payload for {rows + 2_000} points: {sizes[0] / 1e6:.2f} MB, encode median "
+              f"{np.median(seconds) * 1e3:.0f} ms (min {min(seconds) * 1e3:.0f} ms)")  # fmt: skip
+        begin = time.perf_counter()
+        mapview.map_etag(table, "bench")
+        print(f"  ETag (the 304 path): {(time.perf_counter() - begin) * 1e3:.1f} ms")
+
+        if full_fit:
+            mapview.FIT_SAMPLE = 10**9
+            start = time.perf_counter()
+            mapview.refresh_map(table, "bench", force_refit=True)
+            print(f"  full refit with no sampling (all rows fitted){'':<8} {time.perf_counter() - start:8.2f} s")
+            vectors, layout = placed_layout(table)
+            print(f"  trustworthiness@{TRUST_K}, no sampling (3k subsample)         {trust(vectors, layout, rng):8.3f}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--skip-study", action="store_true")
+    parser.add_argument("--full-fit", action="store_true", help="also refit on every row, no sample (slow)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    if not args.skip_study:
+        study(rng)
+    scale(args.rows, rng, args.full_fit)
+
+
+if __name__ == "__main__":
+    main()
