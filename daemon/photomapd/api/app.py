@@ -93,12 +93,13 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def create_app(options: ServeOptions, config_store: ConfigStore | None = None) -> web.Application:
     """The whole daemon as an aiohttp application; tests call this same factory with temp dirs."""
-    from photomapd.api.routes import ROUTES, cleanup_contexts  # handlers import keys, not this module
+    from photomapd.api.routes import ROUTES, cleanup_contexts, shutdown_hooks  # handlers import keys, not this module
 
     app = web.Application(middlewares=[error_middleware, guard_middleware], client_max_size=64 * 1024**2)
     app[OPTIONS] = options
     app[CONFIG] = config_store if config_store is not None else ConfigStore()
     app[STORE] = Store(config.index_dir())
     app.cleanup_ctx.extend(cleanup_contexts())
+    app.on_shutdown.extend(shutdown_hooks())
     app.router.add_routes(ROUTES)
     return app

@@ -1,8 +1,12 @@
-"""`/images/{album}/{id}` routes: an image's metadata record. Files are named only by row id, never by path."""
+"""`/images/{album}/{id}` routes. Files are named only by row id, never by a path from the client.
+
+    GET /images/{album}/{id}  → {id, path, width, height, folder, metadata: ImageMetadata (normalized + raw)}
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,16 @@ async def lookup_image(request: web.Request, columns: list[str] | None = None) -
     if row is None:
         raise ImageNotFound()
     return row
+
+
+IMAGE_COLUMNS = ["id", "path", "folder", "width", "height", "mtime_ns", "size", "metadata_json"]
+
+
+async def get_image(request: web.Request) -> web.Response:
+    row = await lookup_image(request, IMAGE_COLUMNS)
+    metadata = json.loads(row.pop("metadata_json") or "{}")
+    return web.json_response({**row, "metadata": metadata})
+
 
 # --- thumbnail and file (search.md owner) ----------------------------------------------------------------------------
 # Both read the row's path, which must still resolve (symlinks followed) to a regular file inside one of the album's

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Callable
+import weakref
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from photomapd.api import images, invokeai, mapview, search, status
+from photomapd.api import albums, images, invokeai, mapview, search, status
 from photomapd.api.app import API_PREFIX
-from photomapd.api.keys import CONFIG, EMBEDDER, OPTIONS
+from photomapd.api.keys import CONFIG, EMBEDDER, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
+from photomapd.indexer import refresh_derived
+from photomapd.jobs import IndexJobs
 from photomapd.model_runner import ModelRunner
+from photomapd.watch import AlbumWatchers
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -33,6 +37,13 @@ ROUTES: list[web.RouteDef] = [
     web.get(_p("/albums/{key}/map"), mapview.get_map),
     web.post(_p("/albums/{key}/map/relayout"), mapview.post_relayout),
     web.get(_p("/albums/{key}/map/relayout"), mapview.get_relayout),
+    web.get(_p("/albums"), albums.list_albums),
+    web.post(_p("/albums"), albums.create_album),
+    web.patch(_p("/albums/{key}"), albums.update_album),
+    web.delete(_p("/albums/{key}"), albums.delete_album),
+    web.post(_p("/albums/{key}/index"), albums.start_index),
+    web.get(_p("/albums/{key}/progress"), albums.progress_stream),
+    web.get(_p("/images/{album}/{id}"), images.get_image),
     web.get(_p("/images/{album}/{id}/thumb"), images.get_thumb),
     web.get(_p("/images/{album}/{id}/file"), images.get_file),
     web.post(_p("/albums/{key}/search"), search.post_search),
@@ -49,6 +60,26 @@ async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
     runner.close()
 
 
+async def open_index_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Index jobs and folder watchers; on shutdown the batch in flight is committed before the run stops."""
+    runner, store = app[EMBEDDER], app[STORE]
+    jobs = IndexJobs(
+        store, runner, app[CONFIG], after_run=lambda table, progress: refresh_derived(table, progress.album, runner)
+    )
+    watchers = AlbumWatchers(jobs.files_changed)
+    app[JOBS], app[WATCHERS], app[SSE_TASKS] = jobs, watchers, weakref.WeakSet()
+    if app[OPTIONS].watch:
+        watchers.sync(app[CONFIG].current.albums)
+    yield
+    await watchers.close()
+    await jobs.close()
+
+
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return [open_model_runner, search.open_search_cache, mapview.run_map_jobs, invokeai.open_invokeai]
+    return [open_model_runner, search.open_search_cache, open_index_jobs, mapview.run_map_jobs, invokeai.open_invokeai]
+
+
+def shutdown_hooks() -> list[Callable[[web.Application], Awaitable[None]]]:
+    """Run before cleanup: end open streams so stopping the daemon never waits on a listener."""
+    return [albums.close_streams]
