@@ -379,7 +379,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     written = install.install(target, browsers, args.extension_id or (), autostart_at_login=not args.no_autostart)
     for item in written:
         print(f"wrote {item}")
-    print("Done: the PhotoMap extension can now start photomapd" + ("" if args.no_autostart else ", and it starts at login"))
+    at_login = "" if args.no_autostart else ", and it starts at login"
+    print(f"Done: the PhotoMap extension can now start photomapd{at_login}")
     return 0
 
 

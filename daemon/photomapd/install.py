@@ -18,6 +18,8 @@ from typing import Iterable, Literal, Sequence
 
 from photomapd import autostart, config
 from photomapd._install_target import Target, fill, quote_cmd, quote_sh, read_template
+
+__all__ = ["BROWSERS", "HOST_NAME", "Target", "install", "uninstall", "write_host_manifest", "write_launcher"]
 from photomapd.errors import InstallFailed
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,9 @@ def write_launcher(directory: Path, target: Target | None = None) -> Path:
     if target.system == "win32":
         path = directory / "photomapd-native-host.cmd"
         defaults = [f'if not defined {name} set "{name}={quote_cmd(value)}"' for name, value in overrides]
-        text = fill(read_template("launcher.cmd"), ENV_DEFAULTS="\r\n".join(defaults), PYTHON=quote_cmd(str(target.python)))
-        text = text.replace("\r\n", "\n").replace("\n", "\r\n")  # cmd.exe wants CRLF
+        python = quote_cmd(str(target.python))
+        text = fill(read_template("launcher.cmd"), ENV_DEFAULTS="\n".join(defaults), PYTHON=python)
+        text = text.replace("\n", "\r\n")  # cmd.exe wants CRLF
     else:
         path = directory / "photomapd-native-host"
         defaults = [
@@ -107,8 +110,12 @@ def host_manifest(browser: Browser, extension_ids: Sequence[str], launcher: Path
     return manifest
 
 
-def write_host_manifest(directory: Path, browser: Browser, extension_ids: Sequence[str], launcher: Path) -> Path:
+def write_host_manifest(
+    directory: Path, browser: Browser, extension_ids: str | Sequence[str], launcher: Path
+) -> Path:
     """Write `<directory>/com.photomap.daemon.json`, e.g. into a test profile's NativeMessagingHosts folder."""
+    if isinstance(extension_ids, str):  # one id; iterating it would allow each of its letters instead
+        extension_ids = [extension_ids]
     if not launcher.is_absolute():
         raise InstallFailed(f"The native host launcher path must be absolute: {launcher}")
     path = directory / f"{HOST_NAME}.json"

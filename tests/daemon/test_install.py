@@ -15,11 +15,12 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from photomapd import autostart, config, install
-from photomapd._install_target import Target
+from photomapd._install_target import System, Target
 from photomapd.errors import InstallFailed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,11 +68,11 @@ def python_with_space(tmp_path: Path) -> Path:
     return venv / Path(sys.executable).relative_to(sys.prefix)
 
 
-def make_target(tmp_path: Path, system: str, python: Path, **extra: object) -> Target:
+def make_target(tmp_path: Path, system: System, python: Path, **extra: Any) -> Target:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {"PHOTOMAP_DATA_DIR": str(config.data_dir()), "PHOTOMAP_CONFIG_DIR": str(config.config_dir())}
-    return Target(system=system, home=home, python=python, data_dir=config.data_dir(), env=env, **extra)  # type: ignore[arg-type]
+    return Target(system=system, home=home, python=python, data_dir=config.data_dir(), env=env, **extra)
 
 
 def assert_manifest(path: Path, browser: str) -> dict[str, object]:
@@ -266,6 +267,8 @@ def test_write_host_manifest_for_a_test_profile(tmp_path: Path) -> None:
     launcher = install.write_launcher(tmp_path / "bin")
     path = install.write_host_manifest(tmp_path / "profile" / "NativeMessagingHosts", "chromium", ["b" * 32], launcher)
     assert json.loads(path.read_text())["allowed_origins"] == [f"chrome-extension://{'b' * 32}/"]
+    assert install.write_host_manifest(path.parent, "chromium", "c" * 32, launcher) == path  # one id as a str
+    assert json.loads(path.read_text())["allowed_origins"] == [f"chrome-extension://{'c' * 32}/"]
     with pytest.raises(InstallFailed, match="absolute"):
         install.write_host_manifest(tmp_path, "chromium", ["b" * 32], Path("relative/launcher"))
 

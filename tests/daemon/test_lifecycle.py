@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -39,14 +40,14 @@ def photomapd(*args: str, timeout_s: float = SERVE_START_S) -> subprocess.Comple
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `photomapd serve` processes on a free port; every daemon left at the end is killed, test passed or not."""
     port = free_port()
     started: list[subprocess.Popen[str]] = []
 
-    def start() -> subprocess.Popen[str]:
+    def start(*extra: str) -> subprocess.Popen[str]:
         log = open(tmp_path / f"serve-{len(started)}.log", "w+")
-        command = [sys.executable, "-m", "photomapd", "serve", "--port", str(port), "--no-watch"]
+        command = [sys.executable, "-m", "photomapd", "serve", "--port", str(port), "--no-watch", *extra]
         started.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True))
         return started[-1]
 
@@ -64,7 +65,7 @@ def running() -> lifecycle.DaemonStatus | None:
     return lifecycle.running_daemon()
 
 
-def test_second_serve_names_the_first_and_exits_0(serve: Callable[[], subprocess.Popen[str]]) -> None:
+def test_second_serve_names_the_first_and_exits_0(serve: Callable[..., subprocess.Popen[str]]) -> None:
     first, second = serve(), serve()  # started together: both race for the lock
     loser = wait_until(lambda: next((p for p in (first, second) if p.poll() is not None), None), "one serve to exit")
     assert isinstance(loser, subprocess.Popen)
@@ -82,7 +83,7 @@ def test_second_serve_names_the_first_and_exits_0(serve: Callable[[], subprocess
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_daemon_cleanly_and_frees_the_lock(
-    serve: Callable[[], subprocess.Popen[str]], sig: signal.Signals
+    serve: Callable[..., subprocess.Popen[str]], sig: signal.Signals
 ) -> None:
     proc = serve()
     wait_until(running, "serve to answer /status")
@@ -93,7 +94,42 @@ def test_signal_stops_daemon_cleanly_and_frees_the_lock(
     assert lifecycle.InstanceLock().acquire()  # nobody holds it any more
 
 
-def test_kill_9_leaves_stale_state_that_is_ignored_and_replaced(serve: Callable[[], subprocess.Popen[str]]) -> None:
+def test_sigterm_mid_index_commits_whole_batches_and_exits(
+    serve: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    from photomapd.albums import AlbumCreate, add_album
+    from photomapd.indexer import BATCH_SIZE
+    from photomapd.store import Store
+
+    from tests.daemon.images import make_album
+
+    image_count = BATCH_SIZE * 4
+    make_album(tmp_path / "images", image_count)
+    add_album(config.ConfigStore(), AlbumCreate(key="big", display_name="Big", folders=[str(tmp_path / "images")]))
+    proc = serve("--pretrained", "none")
+    daemon = wait_until(running, "serve to answer /status")
+    assert isinstance(daemon, lifecycle.DaemonStatus)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    token = config.load_or_create_token()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conn.request("POST", "/api/v1/albums/big/index", body=b'{"mode": "update"}', headers=headers)
+    assert conn.getresponse().status == 202
+    conn.close()
+
+    def committed() -> int:
+        table = Store(config.index_dir()).open("big")
+        return table.count() if table is not None else 0
+
+    wait_until(committed, "the first batch to be committed", timeout_s=180)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    rows = committed()
+    assert 0 < rows < image_count, "the signal should land mid-run"
+    assert rows % BATCH_SIZE == 0, "a stop commits or drops the batch in flight, never half of one"
+    assert not config.state_path().exists() and lifecycle.InstanceLock().acquire()
+
+
+def test_kill_9_leaves_stale_state_that_is_ignored_and_replaced(serve: Callable[..., subprocess.Popen[str]]) -> None:
     crashed = serve()
     wait_until(running, "serve to answer /status")
     crashed.kill()
@@ -109,7 +145,7 @@ def test_kill_9_leaves_stale_state_that_is_ignored_and_replaced(serve: Callable[
     assert daemon.pid == replacement.pid != crashed.pid
 
 
-def test_status_and_stop_commands(serve: Callable[[], subprocess.Popen[str]]) -> None:
+def test_status_and_stop_commands(serve: Callable[..., subprocess.Popen[str]]) -> None:
     proc = serve()
     daemon = wait_until(running, "serve to answer /status")
     assert isinstance(daemon, lifecycle.DaemonStatus)
