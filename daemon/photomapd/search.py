@@ -11,8 +11,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import threading
-import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Literal
@@ -21,11 +19,21 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from photomapd.duplicates import DuplicateGroup, duplicate_groups
 from photomapd.errors import BadRequest, ImageNotFound, ModelMismatch
 from photomapd.model_runner import ModelRunner
 from photomapd.store import AlbumTable, sql_like_prefix, sql_quote
 from photomapd.thumbs import load_image_bytes
+from photomapd.vectors import (  # ensure_ann_index: re-exported for the indexer
+    VectorCache,
+    VectorMatrix,
+    ann_nprobes,
+    ensure_ann_index,
+    table_version,
+    uses_ann,
+)
+
+__all__ = ["SearchFilters", "SearchRequest", "SearchPage", "VectorCache", "ensure_ann_index", "filters_to_where",
+           "query_vector", "search_table"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -180,121 +188,8 @@ class SearchPage(BaseModel):
 
 # --- ranking --------------------------------------------------------------------------------------------------------
 
-# Exact search is one matrix-vector product: ~8 ms at 100k rows of 512 floats on 2 cores, linear in rows (BENCHMARKS.md
-# "Search"). Past this many rows an IVF-PQ index with a refine step answers in a few ms at recall@10 >= 0.95, and the
-# in-memory matrix (2 KB a row) is no longer worth holding.
-ANN_MIN_ROWS = 250_000
-ANN_NPROBES = 20  # IVF partitions visited per query
-ANN_REFINE_FACTOR = 10  # re-rank 10x the wanted rows with full vectors: PQ alone only gets recall@10 ~0.5
-ANN_SUB_VECTORS_DIVISOR = 8  # PQ sub-vectors = dim / 8 (64 for 512-d)
 MAX_ANN_CANDIDATES = 2_000  # nearest rows fetched when an ANN search must sort by date
-
-
-TableVersion = tuple[int, str]
-
-
-def table_version(table: AlbumTable) -> TableVersion:
-    """The version number and its commit time: a dropped and re-created table starts again at version 1."""
-    lance_table = table.lance_table
-    version = int(lance_table.version)
-    stamps = [entry["timestamp"] for entry in lance_table.list_versions() if entry["version"] == version]
-    return version, str(stamps[0]) if stamps else ""
-
-
-@dataclass(frozen=True)
-class VectorMatrix:
-    """One table version's vectors, rows sorted by id so filter results map to rows with a binary search."""
-
-    version: TableVersion
-    ids: np.ndarray  # int64[n], ascending
-    vectors: np.ndarray  # float32[n, dim]
-
-    def positions(self, ids: np.ndarray) -> np.ndarray:
-        """Row position of each of `ids`, -1 for an id this version does not hold (a row written since)."""
-        if len(self.ids) == 0:
-            return np.full(len(ids), -1, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
-        return np.where(self.ids[pos] == ids, pos, -1)
-
-
-class VectorCache:
-    """Each album's vector matrix in memory for exact search, reloaded when the table's version changes.
-
-    The table stays the source of truth: this only saves re-reading 2 KB a row per query. One app holds one cache.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._matrices: dict[str, VectorMatrix] = {}
-        self._groups: dict[str, tuple[TableVersion, float, list[DuplicateGroup]]] = {}
-
-    def matrix(self, table: AlbumTable) -> VectorMatrix:
-        name, version = table.lance_table.name, table_version(table)
-        with self._lock:
-            cached = self._matrices.get(name)
-        if cached is not None and cached.version == version:
-            return cached
-        ids, vectors = table.vectors()
-        order = np.argsort(ids, kind="stable")
-        fresh = VectorMatrix(version, ids[order].astype(np.int64), np.ascontiguousarray(vectors[order]))
-        with self._lock:
-            self._matrices[name] = fresh
-        return fresh
-
-    def duplicates(self, table: AlbumTable, threshold: float) -> list[DuplicateGroup]:
-        """Near-duplicate groups of the table's current version, computed once per (version, threshold)."""
-        name, version = table.lance_table.name, table_version(table)
-        with self._lock:
-            cached = self._groups.get(name)
-        if cached is not None and cached[:2] == (version, threshold):
-            return cached[2]
-        if table.count() < ANN_MIN_ROWS:
-            matrix = self.matrix(table)
-            ids, vectors = matrix.ids, matrix.vectors
-        else:  # too big to keep in memory: read, group, let go
-            ids, vectors = table.vectors()
-        groups = duplicate_groups(ids, vectors, threshold)
-        with self._lock:
-            self._groups[name] = (version, threshold, groups)
-        return groups
-
-    def forget(self, album_key: str) -> None:
-        with self._lock:
-            self._matrices.pop(album_key, None)
-            self._groups.pop(album_key, None)
-
-
-def has_ann_index(table: AlbumTable) -> bool:
-    return any("vector" in index.columns for index in table.lance_table.list_indices())
-
-
-def ensure_ann_index(table: AlbumTable) -> bool:
-    """Build the ANN index once the table is big enough to need one (the indexer calls this after a run).
-
-    Returns True when an index exists afterwards. An existing index is left alone: rows added since are searched
-    exactly beside it, and `AlbumTable.optimize()` folds them in.
-    """
-    rows = table.count()
-    if rows < ANN_MIN_ROWS:
-        return False
-    if has_ann_index(table):
-        return True
-    log.info("building the ANN index for %s (%d rows)", table.lance_table.name, rows)
-    with warnings.catch_warnings():
-        # The keyword form keeps lancedb's config classes out of this module (store.py is its only importer).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        table.lance_table.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
-            num_sub_vectors=max(1, table.info.dim // ANN_SUB_VECTORS_DIVISOR),
-            replace=True,
-        )
-    return True
-
-
-def _uses_ann(table: AlbumTable) -> bool:
-    return table.count() >= ANN_MIN_ROWS and has_ann_index(table)
+ANN_REFINE_FACTOR = 10  # re-rank 10x the wanted rows with full vectors: PQ codes alone give recall@10 ~0.5
 
 
 @dataclass
@@ -302,6 +197,7 @@ class _Ranked:
     ids: np.ndarray  # the page, in order
     scores: np.ndarray | None
     total: int
+    rows: pa.Table | None = None  # the page's RESULT_COLUMNS when the ranking already has them
 
 
 def _date_order(ids: np.ndarray, dates: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -338,13 +234,24 @@ def _exact(table: AlbumTable, cache: VectorCache, query: np.ndarray, request: Se
         dates = None
     if request.sort == "date" and dates is not None:
         page = candidates[_date_order(matrix.ids[candidates], dates)][request.offset : end]
-        return _Ranked(matrix.ids[page], scores[page], len(candidates))
+        return _Ranked(matrix.ids[page], scores[page], len(candidates), _rows_at(table, matrix, page))
     if end < len(candidates):  # a partial sort: only the first `end` rows need ordering
         candidates_top = candidates[np.argpartition(-scores[candidates], end - 1)[:end]]
     else:
         candidates_top = candidates
     page = candidates_top[np.lexsort((matrix.ids[candidates_top], -scores[candidates_top]))][request.offset : end]
-    return _Ranked(matrix.ids[page], scores[page], len(candidates))
+    return _Ranked(matrix.ids[page], scores[page], len(candidates), _rows_at(table, matrix, page))
+
+
+def _rows_at(table: AlbumTable, matrix: VectorMatrix, positions: np.ndarray) -> pa.Table | None:
+    """The page's rows read by position (~2 ms) instead of an `id IN` scan (~10 ms at 100k rows); None when the
+    table moved on since the matrix was read, so positions no longer name the same rows."""
+    if len(positions) == 0 or table_version(table) != matrix.version:
+        return None
+    offsets = np.sort(matrix.offsets[positions])  # take returns rows in offset order; _page_rows reorders by id
+    rows = table.lance_table.take_offsets(offsets.tolist()).select(RESULT_COLUMNS).to_arrow()
+    is_same = sorted(rows.column("id").to_pylist()) == sorted(matrix.ids[positions].tolist())
+    return rows if is_same else None
 
 
 def _approximate(table: AlbumTable, query: np.ndarray, request: SearchRequest, where: str | None) -> _Ranked:
@@ -354,9 +261,9 @@ def _approximate(table: AlbumTable, query: np.ndarray, request: SearchRequest, w
     builder = (
         table.lance_table.search(query, vector_column_name="vector")
         .distance_type("cosine")
-        .nprobes(ANN_NPROBES)
+        .nprobes(ann_nprobes(table.count()))
         .refine_factor(ANN_REFINE_FACTOR)
-        .select(["id", "created_at"])
+        .select(RESULT_COLUMNS)
         .limit(wanted)
     )
     if where is not None:
@@ -365,12 +272,12 @@ def _approximate(table: AlbumTable, query: np.ndarray, request: SearchRequest, w
     ids = hits.column("id").to_numpy()
     scores = 1.0 - hits.column("_distance").to_numpy().astype(np.float32)  # cosine distance = 1 - cosine
     is_kept = np.ones(len(ids), dtype=bool) if request.min_score is None else scores >= request.min_score
-    ids, scores = ids[is_kept], scores[is_kept]
+    ids, scores, hits = ids[is_kept], scores[is_kept], hits.filter(pa.array(is_kept))
     if request.sort == "date":
-        order = _date_order(ids, hits.column("created_at").filter(pa.array(is_kept)))
-        return _Ranked(ids[order][request.offset : end], scores[order][request.offset : end], len(ids))
+        order = _date_order(ids, hits.column("created_at"))[request.offset : end]
+        return _Ranked(ids[order], scores[order], len(ids), hits.take(pa.array(order)))
     total = len(ids) if request.min_score is not None else int(table.lance_table.count_rows(where))
-    return _Ranked(ids[request.offset : end], scores[request.offset : end], total)
+    return _Ranked(ids[request.offset : end], scores[request.offset : end], total, hits.slice(request.offset, request.limit))
 
 
 def _id_list(ids: np.ndarray) -> str:
@@ -380,10 +287,11 @@ def _id_list(ids: np.ndarray) -> str:
 def _page_rows(table: AlbumTable, ranked: _Ranked) -> list[SearchHit]:
     if len(ranked.ids) == 0:
         return []
-    rows = {row["id"]: row for row in table.where(f"id IN ({_id_list(ranked.ids)})", RESULT_COLUMNS)}
+    rows = ranked.rows if ranked.rows is not None else table.arrow(RESULT_COLUMNS, f"id IN ({_id_list(ranked.ids)})")
+    by_id = {row["id"]: row for row in rows.select(RESULT_COLUMNS).to_pylist()}
     hits = []
     for index, row_id in enumerate(ranked.ids.tolist()):
-        row = rows.get(row_id)
+        row = by_id.get(row_id)
         if row is None:  # deleted between ranking and reading: drop it rather than fail the page
             continue
         prompt = row["positive_prompt"]
@@ -407,7 +315,7 @@ def search_table(
         if query.shape[0] != table.info.dim:
             raise BadRequest(f"The query vector has {query.shape[0]} dimensions; this album's model uses {table.info.dim}")
         request = request.model_copy(update={"sort": request.sort or "score"})
-        if _uses_ann(table):
+        if uses_ann(table):
             cache.forget(table.lance_table.name)  # the index answers now: free the matrix
             ranked = _approximate(table, query, request, where)
         else:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from photomapd import config, duplicates, search
+from photomapd import vectors as album_vectors
 from photomapd.duplicates import duplicate_groups
 from photomapd.errors import BadRequest
 from photomapd.search import (
@@ -254,19 +255,31 @@ def test_request_refuses_two_image_sources() -> None:
 def test_ann_index_is_built_past_the_threshold_and_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     vectors = unit(rng, 600, dim=32)
-    table = make_table([make_row(i + 1, vectors[i]) for i in range(len(vectors))], dim=32)
-    monkeypatch.setattr(search, "ANN_MIN_ROWS", 1_000)
-    assert not search.ensure_ann_index(table)
-    assert not search.has_ann_index(table)
-    monkeypatch.setattr(search, "ANN_MIN_ROWS", 500)
-    assert search.ensure_ann_index(table)
-    assert search.has_ann_index(table)
+    start = datetime(2024, 1, 1)
+    table = make_table(
+        [make_row(i + 1, vectors[i], model="even" if i % 2 == 0 else "odd", created_at=start + timedelta(hours=i))
+         for i in range(len(vectors))],
+        dim=32,
+    )  # fmt: skip
+    monkeypatch.setattr(album_vectors, "ANN_MIN_ROWS", 1_000)
+    assert not album_vectors.ensure_ann_index(table)
+    assert not album_vectors.has_ann_index(table)
+    monkeypatch.setattr(album_vectors, "ANN_MIN_ROWS", 500)
+    assert album_vectors.ensure_ann_index(table)
+    assert album_vectors.has_ann_index(table)
     hits = 0
     for index in range(0, 600, 60):
         page = run(table, vectors[index], limit=10)
         assert page.total == 600
         hits += page.results[0].id == index + 1
     assert hits >= 9  # refined by full vectors: an image's own vector is found first
+    filtered = run(table, vectors[0], filters=SearchFilters(model="odd"), limit=5)
+    assert filtered.total == 300 and all(hit.model == "odd" for hit in filtered.results)
+    by_date = run(table, vectors[0], sort="date", min_score=0.2, limit=50)
+    dates = [hit.created_at for hit in by_date.results]
+    assert dates == sorted(dates, reverse=True) and all(hit.score >= 0.2 for hit in by_date.results)
+    above = int(((vectors @ vectors[0]) >= 0.2).sum())
+    assert 0.9 * above <= by_date.total <= above and len(by_date.results) == min(50, by_date.total)
 
 
 # --- near-duplicates ------------------------------------------------------------------------------------------------
@@ -303,3 +316,17 @@ def test_duplicates_are_cached_per_table_version(random_table: tuple[AlbumTable,
     reopened = Store(config.index_dir()).open("album")
     assert reopened is not None
     assert [group.ids for group in cache.duplicates(reopened, 0.95)] == [[4, 500]]
+
+
+def test_page_rows_are_read_by_position_only_for_the_matrix_version(random_table: tuple[AlbumTable, np.ndarray]) -> None:
+    table, vectors = random_table
+    matrix = VectorCache().matrix(table)
+    positions = np.array([5, 0, 299])
+    rows = search._rows_at(table, matrix, positions)
+    assert rows is not None and sorted(rows.column("id").to_pylist()) == sorted(matrix.ids[positions].tolist())
+    table.delete_ids([1])  # shifts every later row's position
+    moved = Store(config.index_dir()).open("album")
+    assert moved is not None
+    assert search._rows_at(moved, matrix, positions) is None
+    page = run(moved, vectors[10], limit=3)  # and the search itself still names the right rows
+    assert page.results[0].id == 11 and 1 not in [hit.id for hit in page.results]
