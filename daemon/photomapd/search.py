@@ -350,7 +350,7 @@ async def query_vector(request: SearchRequest, table: AlbumTable, runner: ModelR
         return None
     texts = [text for text in (request.text, request.negative_text) if text and text.strip()]
     if texts or request.image_base64:
-        _check_same_model(table, runner)
+        await asyncio.to_thread(_check_same_model, table, runner)  # its first call imports torch: seconds
     image = None
     if request.image_id is not None:
         row = await asyncio.to_thread(table.get, request.image_id, ["vector"])
@@ -358,7 +358,8 @@ async def query_vector(request: SearchRequest, table: AlbumTable, runner: ModelR
             raise ImageNotFound()
         image = np.asarray(row["vector"], dtype=np.float32)
     elif request.image_base64:
-        pixels = await asyncio.to_thread(load_image_bytes, _decode_base64(request.image_base64))
+        upload = request.image_base64
+        pixels = await asyncio.to_thread(lambda: load_image_bytes(_decode_base64(upload)))
         image = (await runner.run(lambda embedder, images: embedder.encode_images(images), [pixels]))[0]
     encoded = iter(await runner.run(lambda embedder, batch: embedder.encode_texts(batch), texts) if texts else ())
     text = next(encoded) if request.text and request.text.strip() else None
