@@ -68,6 +68,17 @@ class IndexBusy(PhotoMapError):
     message = "This album is already being indexed"
 
 
+class FolderUnavailable(PhotoMapError):
+    status = 409
+    code = "folder_unavailable"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(
+            f"Folder {folder} is not available (unplugged or unmounted?); the index was left unchanged. "
+            "Connect it and try again."
+        )
+
+
 class NotIndexed(PhotoMapError):
     status = 409
     code = "not_indexed"

@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field
 
 from photomapd.config import AlbumConfig
 from photomapd.model_runner import ModelRunner
-from photomapd.scan import FileStat, IndexDiff, diff_index, scan_folders, stat_paths
+from photomapd.errors import FolderUnavailable
+from photomapd.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
 from photomapd.store import AlbumTable, Store, TableInfo
 
 log = logging.getLogger(__name__)
@@ -160,21 +161,34 @@ class IndexRun:
         return self.progress
 
     def _run(self) -> AlbumTable | None:
+        existing = self.store.open(self.album.key)
+        same_model = existing is not None and (existing.info.model, existing.info.pretrained) == self._wanted_info_names()
+        embed_everything = existing is None or self.rebuild or not same_model
+        if embed_everything and self.only_paths is not None:
+            if existing is None:
+                return None  # a watcher event on a never-indexed album waits for the first full index
+            self.only_paths = None  # a model change re-embeds everything, which only a full scan can do
+        missing = [folder for folder in self.album.folders if not os.path.isdir(folder)]
+        if missing and (embed_everything or len(missing) == len(self.album.folders)):
+            raise FolderUnavailable(missing[0])
         if self.only_paths is not None:
             scanned = list(stat_paths(self.only_paths, self.album.folders))
         else:
             scanned = list(scan_folders(self.album.folders))
-        existing = self.store.open(self.album.key)
-        wanted = self._wanted_info_names()
-        same_model = existing is not None and (existing.info.model, existing.info.pretrained) == wanted
-        if existing is None or self.rebuild or not same_model:
-            if self.only_paths is not None and existing is None:
-                return None  # a watcher event on a never-indexed album waits for the first full index
+        if embed_everything:
             diff = diff_index(scanned, {})
             table = self._open_new_table()
         else:
+            assert existing is not None
+            indexed = existing.stat_index()
+            if missing:  # an unmounted drive is not a deletion: keep its rows until it is back
+                kept = {path for path in indexed if album_folder_of(path, missing) is not None}
+                indexed = {path: row for path, row in indexed.items() if path not in kept}
+                self.progress.message = (
+                    f"Folder {missing[0]} is not available; its {len(kept)} indexed images were kept"
+                )
             scope = {str(Path(p).absolute()) for p in self.only_paths} if self.only_paths is not None else None
-            diff = diff_index(scanned, existing.stat_index(), scope=scope)
+            diff = diff_index(scanned, indexed, scope=scope)
             table = existing
         self._emit(
             new=len(diff.new), changed=len(diff.changed), removed=len(diff.removed), unchanged=diff.unchanged,

@@ -165,3 +165,30 @@ def test_metadata_columns_are_stored_for_real_samples(tmp_path: Path, store: Sto
     a1111 = rows["a1111-parameters-01-cropped.png"]
     assert (a1111["generator"], a1111["seed"], a1111["has_recallable"]) == ("a1111", 235284042, False)
     assert rows["plain-nometa.jpg"]["generator"] is None
+
+
+def test_unmounted_folder_keeps_its_rows(tmp_path: Path, store: Store, model_runner: Any) -> None:
+    first, second = tmp_path / "local", tmp_path / "nas"
+    make_album(first, 2)
+    make_album(second, 3, start_seed=10)
+    album = AlbumConfig(key="two", display_name="Two", folders=[str(first), str(second)])
+    run(album, store, model_runner)
+    second.rename(tmp_path / "nas-unmounted")
+    progress = run(album, store, model_runner)
+    assert progress.removed == 0
+    assert progress.message is not None and "not available" in progress.message
+    table = store.open("two")
+    assert table is not None and table.count() == 5
+
+
+def test_every_folder_missing_fails_clearly_and_deletes_nothing(tmp_path: Path, store: Store, model_runner: Any) -> None:
+    folder = tmp_path / "usb"
+    make_album(folder, 2)
+    album = AlbumConfig(key="usb", display_name="USB", folders=[str(folder)])
+    run(album, store, model_runner)
+    folder.rename(tmp_path / "gone")
+    progress = IndexRun(album, store, model_runner).run()
+    assert progress.state == "failed"
+    assert progress.message is not None and "not available" in progress.message
+    table = store.open("usb")
+    assert table is not None and table.count() == 2
