@@ -36,31 +36,34 @@ class RegistryWriter(Protocol):
     def delete_key(self, key: str) -> None: ...
 
 
-class WindowsRegistry:
-    """The real HKCU, through winreg (imported here so the module loads on every platform)."""
+if sys.platform == "win32":  # winreg exists only there; type checkers on other platforms skip this block
+    import winreg
 
-    def set_value(self, key: str, name: str, value: str) -> None:
-        import winreg
+    class WindowsRegistry:
+        """The real HKCU."""
 
-        with winreg.CreateKeyEx(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
-            winreg.SetValueEx(handle, name, 0, winreg.REG_SZ, value)
+        def set_value(self, key: str, name: str, value: str) -> None:
+            with winreg.CreateKeyEx(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
+                winreg.SetValueEx(handle, name, 0, winreg.REG_SZ, value)
 
-    def delete_value(self, key: str, name: str) -> None:
-        import winreg
+        def delete_value(self, key: str, name: str) -> None:
+            try:
+                with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
+                    winreg.DeleteValue(handle, name)
+            except FileNotFoundError:
+                pass
 
-        try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
-                winreg.DeleteValue(handle, name)
-        except FileNotFoundError:
-            pass
+        def delete_key(self, key: str) -> None:
+            try:
+                winreg.DeleteKey(winreg.HKEY_CURRENT_USER, key)
+            except FileNotFoundError:
+                pass
 
-    def delete_key(self, key: str) -> None:
-        import winreg
 
-        try:
-            winreg.DeleteKey(winreg.HKEY_CURRENT_USER, key)
-        except FileNotFoundError:
-            pass
+def _this_registry() -> RegistryWriter | None:
+    if sys.platform == "win32":
+        return WindowsRegistry()
+    return None
 
 
 def run_quietly(command: Sequence[str]) -> None:
@@ -101,7 +104,7 @@ class Target:
             data_dir=config.data_dir(),
             env=dict(os.environ),
             has_systemd=Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None,
-            registry=WindowsRegistry() if system == "win32" else None,
+            registry=_this_registry(),
         )
 
     def config_home(self) -> Path:

@@ -101,7 +101,7 @@ def write_launcher(directory: Path, target: Target | None = None) -> Path:
 def host_manifest(browser: Browser, extension_ids: Sequence[str], launcher: Path) -> dict[str, object]:
     """The manifest's content: Chrome-family browsers list origins, Firefox lists add-on ids."""
     family = "firefox" if browser == "firefox" else "chrome"
-    manifest = json.loads(read_template(f"host-manifest.{family}.json"))
+    manifest: dict[str, object] = json.loads(read_template(f"host-manifest.{family}.json"))
     manifest["path"] = str(launcher)
     if family == "firefox":
         manifest["allowed_extensions"] = list(extension_ids)

@@ -11,7 +11,6 @@ This module is imported by the native host, so it stays light: no aiohttp, no la
 
 from __future__ import annotations
 
-import functools
 import http.client
 import io
 import json
@@ -23,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from photomapd import config
 from photomapd.errors import AlreadyRunning, DaemonStartFailed, DaemonStopFailed
@@ -187,7 +187,7 @@ def _windows_pid_alive(pid: int) -> bool:
     # os.kill(pid, 0) would *terminate* the process on Windows, so ask the kernel for its exit code instead.
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
     query_limited_information, still_active = 0x1000, 259
     handle = kernel32.OpenProcess(query_limited_information, False, pid)
     if not handle:
@@ -272,15 +272,18 @@ def _spawn_serve() -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "photomapd", "serve"]
     log.info("starting %s", " ".join(command))
     with _open_daemon_log() as log_file:
-        popen = functools.partial(
-            subprocess.Popen,
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=data,
-            close_fds=True,
-        )
+
+        def popen(**platform_args: Any) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=data,
+                close_fds=True,
+                **platform_args,
+            )
+
         if sys.platform != "win32":
             return popen(start_new_session=True)
         detached = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP

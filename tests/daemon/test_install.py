@@ -76,7 +76,7 @@ def make_target(tmp_path: Path, system: System, python: Path, **extra: Any) -> T
 
 
 def assert_manifest(path: Path, browser: str) -> dict[str, object]:
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
     assert path.name == "com.photomap.daemon.json"
     assert manifest["name"] == "com.photomap.daemon" and manifest["type"] == "stdio"
     launcher = Path(str(manifest["path"]))
@@ -174,7 +174,8 @@ def test_launcher_runs_the_host_and_passes_the_browser_environment_through(
         ).stdout
         (length,) = struct.unpack("=I", out[:4])
         assert len(out) == 4 + length
-        return json.loads(out[4:])
+        reply: dict[str, object] = json.loads(out[4:])
+        return reply
 
     # A browser that sets no PHOTOMAP_* dirs: the ones set at install time apply.
     bare_env = {key: value for key, value in os.environ.items() if not key.startswith("PHOTOMAP_")}

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -29,7 +29,7 @@ def frame(message: object) -> bytes:
     return struct.pack("=I", len(body)) + body
 
 
-def parse_frames(stdout: bytes) -> list[dict[str, object]]:
+def parse_frames(stdout: bytes) -> list[dict[str, Any]]:
     """Every byte of stdout must belong to a frame: anything else would break the browser's side of the pipe."""
     replies, offset = [], 0
     while offset < len(stdout):
@@ -42,7 +42,7 @@ def parse_frames(stdout: bytes) -> list[dict[str, object]]:
     return replies
 
 
-def talk(stdin: bytes) -> tuple[list[dict[str, object]], int]:
+def talk(stdin: bytes) -> tuple[list[dict[str, Any]], int]:
     """One browser session: write `stdin`, close it, collect every reply and the host's exit code."""
     host = subprocess.run(
         [sys.executable, "-m", "photomapd", "native-host", "--", "chrome-extension://test/"],
@@ -55,7 +55,7 @@ def talk(stdin: bytes) -> tuple[list[dict[str, object]], int]:
     return parse_frames(host.stdout), host.returncode
 
 
-def get_status(port: int, token: str | None) -> tuple[int, dict[str, object]]:
+def get_status(port: int, token: str | None) -> tuple[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.request("GET", "/api/v1/status", headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -206,7 +206,12 @@ def test_start_gives_up_at_its_deadline_when_a_daemon_holds_the_lock_but_never_a
 ) -> None:
     spawned: list[subprocess.Popen[bytes]] = []
     spawn = lifecycle._spawn_serve
-    monkeypatch.setattr(lifecycle, "_spawn_serve", lambda: spawned.append(spawn()) or spawned[-1])  # observe only
+
+    def spawn_and_keep() -> subprocess.Popen[bytes]:
+        spawned.append(spawn())
+        return spawned[-1]
+
+    monkeypatch.setattr(lifecycle, "_spawn_serve", spawn_and_keep)  # observe only: the real spawn still runs
     hung = lifecycle.InstanceLock()  # this test process plays a daemon that hangs before publishing its port
     assert hung.acquire()
     try:
