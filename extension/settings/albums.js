@@ -144,6 +144,12 @@ export class AlbumManager {
   }
 
   async index(key, mode) {
+    const line = this.cardFor(key)?.querySelector('.progress-text');
+    if (line) {
+      // forget the last run's "done" at once, so nobody reads it as this run's result
+      Object.assign(line.dataset, { state: 'starting', percent: '0' });
+      line.textContent = mode === 'rebuild' ? 'Starting rebuild…' : 'Starting update…';
+    }
     try {
       await this.getDaemon().post(`/albums/${encodeURIComponent(key)}/index`, { mode });
     } catch (err) {

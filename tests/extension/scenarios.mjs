@@ -1,6 +1,8 @@
 // Browser scenarios, one per test in test_browser.py. Each drives the real side panel page and returns what it saw;
 // pytest holds the expectations (fixture metadata, the fake InvokeAI's log), so a scenario only observes.
 
+import { decodeMap } from '../../extension/sidepanel/map-payload.js';
+
 const WAIT_MS = 20000;
 
 async function connected(page) {
@@ -53,6 +55,34 @@ async function probeHint(page, url) {
     icon: getComputedStyle(hint, '::before').content,
     rowsVisible: !document.querySelector('#invokeai-auth-rows').hidden,
   }));
+}
+
+/**
+ * Screen position of the map's most isolated point, fetched and decoded with the panel's own decoder and placed
+ * with the fit the panel uses (the view centred on the bounds, 90 % of the shorter side; y grows downwards).
+ */
+async function pointOnScreen(page) {
+  const { connection } = await page.evaluate(() => chrome.storage.session.get('connection'));
+  const album = await page.$eval('#album-picker', (select) => select.value);
+  const response = await fetch(`http://127.0.0.1:${connection.port}/api/v1/albums/${album}/map`, {
+    headers: { Authorization: `Bearer ${connection.token}` },
+  });
+  const { header, ids, x, y } = decodeMap(await response.arrayBuffer());
+  let best = 0;
+  let bestGap = -1;
+  for (let i = 0; i < x.length; i += 1) {
+    let gap = Infinity;
+    for (let j = 0; j < x.length; j += 1) if (j !== i) gap = Math.min(gap, Math.hypot(x[i] - x[j], y[i] - y[j]));
+    if (gap > bestGap) [best, bestGap] = [i, gap];
+  }
+  const rect = await page.$eval('#map', (node) => node.getBoundingClientRect().toJSON());
+  const [minX, minY, maxX, maxY] = header.bounds;
+  const scale = (0.9 * Math.min(rect.width, rect.height)) / Math.max(maxX - minX, maxY - minY, 1e-6);
+  return {
+    id: Number(ids[best]),
+    x: rect.left + rect.width / 2 + (x[best] - (minX + maxX) / 2) * scale,
+    y: rect.top + rect.height / 2 + (y[best] - (minY + maxY) / 2) * scale,
+  };
 }
 
 export const SCENARIOS = {
@@ -244,7 +274,7 @@ export const SCENARIOS = {
     return { chosen: await page.$eval('#invokeai-board', (s) => s.selectedOptions[0].textContent) };
   },
 
-  /** Add an album in the manager, press Update Index, watch the SSE progress reach 100 %. */
+  /** Add an album in the manager, press Update Index, watch the SSE progress reach 100 %, then delete it. */
   async albumProgress({ page, params }) {
     await connected(page);
     await openView(page, 'albums');
@@ -264,13 +294,14 @@ export const SCENARIOS = {
       skipped: await page.$$eval(`${card} .skipped li`, (lis) => lis.map((li) => li.textContent)),
       albums: await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value)),
     };
-    if (params.deleteAfter) {
-      await page.click(`${card} button[data-act="delete"]`);
-      seen.confirmText = await page.textContent(`${card} .buttons span`);
-      await page.click(`${card} button[data-act="confirm-delete"]`);
-      await page.waitForSelector(card, { state: 'detached', timeout: WAIT_MS });
-      seen.albumsAfterDelete = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
-    }
+    await page.waitForFunction((sel) => /^\d+ images indexed$/.test(document.querySelector(`${sel} .count`).textContent) && !document.querySelector(`${sel} .count`).textContent.startsWith('0'), card, { timeout: WAIT_MS });
+    seen.count = await page.textContent(`${card} .count`);
+    await page.click(`${card} button[data-act="delete"]`);
+    seen.confirmText = await page.textContent(`${card} .buttons span`);
+    await page.click(`${card} button[data-act="confirm-delete"]`);
+    await page.waitForSelector(card, { state: 'detached', timeout: WAIT_MS });
+    await page.waitForSelector(`#album-picker option[value="${params.key}"]`, { state: 'detached', timeout: WAIT_MS });
+    seen.albumsAfterDelete = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
     return seen;
   },
 
@@ -283,7 +314,16 @@ export const SCENARIOS = {
     // the view counts deck.gl's finished frames: wait for one drawn after the data arrived
     await page.waitForFunction(() => Number(document.querySelector('#map').dataset.frames || 0) >= 1, null, { timeout: WAIT_MS });
     await page.locator('#map').screenshot({ path: params.mapShot });
-    return { status: await page.textContent('#map-status') };
+    const status = await page.textContent('#map-status');
+    // hover and click a point: find it on screen from the same payload the panel drew
+    const target = await pointOnScreen(page);
+    await page.mouse.move(target.x, target.y);
+    await page.waitForSelector('#map-tooltip:not([hidden])', { timeout: WAIT_MS });
+    const hovered = Number(await page.getAttribute('#map-tooltip', 'data-id'));
+    await page.waitForFunction(() => document.querySelector('#map-tooltip img').src.startsWith('blob:'), null, { timeout: WAIT_MS });
+    await page.mouse.click(target.x, target.y);
+    await page.waitForSelector('#drawer:not([hidden]) #drawer-fields', { timeout: WAIT_MS });
+    return { status, expected: target.id, hovered };
   },
 
   /** The context menu's handler (called directly: headless has no menu to click) sends data: bytes and an http URL. */
