@@ -29,7 +29,8 @@ export class Daemon {
   /**
    * @param {string} method
    * @param {string} path  e.g. `/albums/photos/search`
-   * @param {{json?: unknown, body?: BodyInit, contentType?: string, signal?: AbortSignal, headers?: object}} [opts]
+   * @param {{json?: unknown, body?: BodyInit, contentType?: string, signal?: AbortSignal, headers?: object,
+   *          cache?: RequestCache}} [opts]  `cache` defaults to no-store: API answers change under the same URL
    * @returns {Promise<Response>} an ok response; errors become DaemonError with the daemon's message
    */
   async request(method, path, opts = {}) {
@@ -43,7 +44,8 @@ export class Daemon {
     }
     let response;
     try {
-      response = await fetch(this.base + path, { method, headers, body, signal: opts.signal, cache: 'no-store' });
+      const cache = opts.cache || 'no-store';
+      response = await fetch(this.base + path, { method, headers, body, signal: opts.signal, cache });
     } catch (err) {
       if (err && err.name === 'AbortError') throw err;
       throw new DaemonError(0, 'unreachable', 'The PhotoMap daemon is not answering');
@@ -87,8 +89,9 @@ export class Daemon {
     return response.json();
   }
 
+  /** Image bytes; the browser's HTTP cache may revalidate them with the daemon's ETag (thumbnails rarely change). */
   async blob(path, signal) {
-    const response = await this.request('GET', path, { signal });
+    const response = await this.request('GET', path, { signal, cache: 'no-cache' });
     return response.blob();
   }
 

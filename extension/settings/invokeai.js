@@ -19,6 +19,7 @@ export class InvokeAISettings {
     this.password = el('input', { id: 'invokeai-password', type: 'password', autocomplete: 'new-password' });
     this.passwordState = el('span', { id: 'invokeai-password-state', class: 'hint' });
     this.board = el('select', { id: 'invokeai-board' });
+    this.attach = el('input', { id: 'invokeai-attach', type: 'checkbox' });
     this.saved = el('p', { id: 'invokeai-saved', class: 'hint', role: 'status' });
     this.authRows = el(
       'div',
@@ -26,6 +27,7 @@ export class InvokeAISettings {
       el('label', {}, 'InvokeAI Username', this.username),
       el('label', {}, 'InvokeAI Password', this.password, this.passwordState),
       el('label', {}, 'Upload to Image Board', this.board),
+      el('label', {}, el('span', {}, this.attach, ' Also add Use as Ref Image uploads to the current generation (InvokeAI 6.13+)')),
     );
     root.append(
       el('h2', { text: 'InvokeAI' }),
@@ -43,12 +45,21 @@ export class InvokeAISettings {
     this.username.addEventListener('change', () => this.save({ username: this.username.value }));
     this.password.addEventListener('change', () => this.savePassword());
     this.board.addEventListener('change', () => this.saveBoard());
+    this.attach.addEventListener('change', () => this.save({ attach_ref_images: this.attach.checked }));
+  }
+
+  /** Tell the worker the saved URL, so it can enable the panel on InvokeAI tabs before Settings is ever opened. */
+  async syncUrl() {
+    const current = await this.getDaemon().get('/settings/invokeai');
+    await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: current.url || '' });
   }
 
   async load() {
     const current = await this.getDaemon().get('/settings/invokeai');
     this.url.value = current.url || '';
     this.username.value = current.username || '';
+    this.attach.checked = Boolean(current.attach_ref_images);
+    await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: current.url || '' });
     this.showPasswordState(current.password_set);
     this.boardId = current.board_id ?? null;
     const sequence = ++this.sequence;

@@ -122,6 +122,7 @@ async function onConnection(record) {
   panel.daemon = connected ? new Daemon(record) : null;
   if (connected && !panel.started) {
     panel.started = true;
+    invokeai.syncUrl().catch(() => {}); // best effort: only decides where the panel opens by itself
     await loadAlbums();
     showView(panel.view);
   }

@@ -260,18 +260,24 @@ export const SCENARIOS = {
     };
   },
 
-  /** Choosing a board sticks: a reopened panel shows the same choice. */
+  /** Choosing a board (and the attach option) sticks: a reopened panel shows the same choices. */
   async boardPersists({ page, params, panelUrl }) {
     await connected(page);
     await openView(page, 'settings');
     await page.waitForFunction((name) => [...document.querySelectorAll('#invokeai-board option')].some((o) => o.textContent === name), params.board, { timeout: WAIT_MS });
     await page.selectOption('#invokeai-board', { label: params.board });
     await page.waitForFunction(() => document.querySelector('#invokeai-saved').textContent.startsWith('Uploads go to'));
+    const saved = page.waitForResponse((r) => r.url().endsWith('/settings/invokeai') && r.request().method() === 'PUT');
+    await page.check('#invokeai-attach');
+    await saved;
     await page.goto(panelUrl);
     await connected(page);
     await page.waitForSelector('#view-settings:not([hidden])'); // the panel reopens on the last view
     await page.waitForFunction(() => document.querySelectorAll('#invokeai-board option').length > 1, null, { timeout: WAIT_MS });
-    return { chosen: await page.$eval('#invokeai-board', (s) => s.selectedOptions[0].textContent) };
+    return {
+      chosen: await page.$eval('#invokeai-board', (s) => s.selectedOptions[0].textContent),
+      attach: await page.isChecked('#invokeai-attach'),
+    };
   },
 
   /** Add an album in the manager, press Update Index, watch the SSE progress reach 100 %, then delete it. */

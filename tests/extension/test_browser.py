@@ -179,9 +179,12 @@ def test_good_probe_reveals_username_password_and_boards(run_scenario: Run, daem
 
 def test_board_choice_persists(run_scenario: Run, daemon: Daemon, servers: Servers) -> None:
     configure_invokeai(daemon, servers.invokeai_url)
+    daemon.call("PUT", "/settings/invokeai", json={"url": servers.invokeai_url, "attach_ref_images": False})
     seen = run_scenario("boardPersists", board="PhotoMap Refs")
-    assert seen["chosen"] == "PhotoMap Refs"
-    assert daemon.call("GET", "/settings/invokeai").json()["board_id"] == servers.boards["PhotoMap Refs"]
+    assert seen["chosen"] == "PhotoMap Refs" and seen["attach"] is True
+    saved = daemon.call("GET", "/settings/invokeai").json()
+    assert saved["board_id"] == servers.boards["PhotoMap Refs"] and saved["attach_ref_images"] is True
+    daemon.call("PUT", "/settings/invokeai", json={"url": servers.invokeai_url, "attach_ref_images": False})
 
 
 def test_album_add_then_update_index_reaches_100_percent(run_scenario: Run, daemon: Daemon, tmp_path: Path) -> None:
