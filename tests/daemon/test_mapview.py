@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness
 
-from photomapd import config, mapclusters, mapview
+from photomapd import config, mapclusters, mappayload, mapview
 from photomapd.store import AlbumTable, Store, TableInfo
 
 DIM = 64
@@ -237,7 +237,7 @@ def test_payload_decodes_to_the_table_ids_coordinates_and_clusters(album: Any) -
     table, _, _ = album
     table.upsert(rows(*clustered(1, seed=9), first_id=2**33))  # an id past uint32 switches the id type
     mapview.refresh_map(table, "album")
-    decoded = mapview.decode_map(mapview.encode_map(table, "album"))
+    decoded = mappayload.decode_map(mappayload.encode_map(table, "album"))
     placed = coords(table)
     assert decoded.header["count"] == 401 and decoded.header["id_type"] == "uint64"
     assert decoded.ids.tolist() == sorted(placed)
@@ -254,10 +254,10 @@ def test_payload_leaves_out_unplaced_and_removed_rows_and_narrows_by_condition(a
     mapview.refresh_map(table, "album")
     table.delete_ids([1, 2, 3])
     table.upsert(rows(vectors[400:410], truth[400:410], first_id=401))  # not placed yet
-    decoded = mapview.decode_map(mapview.encode_map(table, "album"))
+    decoded = mappayload.decode_map(mappayload.encode_map(table, "album"))
     assert decoded.header["count"] == 397 and decoded.header["pending"] == 10
     assert {1, 2, 3, 401}.isdisjoint(decoded.ids.tolist())
-    narrowed = mapview.decode_map(mapview.encode_map(table, "album", "id <= 10"))
+    narrowed = mappayload.decode_map(mappayload.encode_map(table, "album", "id <= 10"))
     assert narrowed.ids.tolist() == list(range(4, 11))
     assert narrowed.header["id_type"] == "uint32"
 
@@ -265,21 +265,21 @@ def test_payload_leaves_out_unplaced_and_removed_rows_and_narrows_by_condition(a
 def test_etag_changes_only_after_a_change(album: Any) -> None:
     table, vectors, truth = album
     mapview.refresh_map(table, "album")
-    tag = mapview.map_etag(table, "album")
-    assert mapview.map_etag(table, "album") == tag
+    tag = mappayload.map_etag(table, "album")
+    assert mappayload.map_etag(table, "album") == tag
     mapview.refresh_map(table, "album")  # nothing to do
-    assert mapview.map_etag(table, "album") == tag
-    assert mapview.map_etag(table, "album", "id < 5") != tag
+    assert mappayload.map_etag(table, "album") == tag
+    assert mappayload.map_etag(table, "album", "id < 5") != tag
     table.upsert(rows(vectors[400:401], truth[400:401], first_id=401))
     mapview.refresh_map(table, "album")
-    assert mapview.map_etag(table, "album") != tag
+    assert mappayload.map_etag(table, "album") != tag
 
 
 def test_decode_rejects_a_truncated_payload(album: Any) -> None:
     table, _, _ = album
     mapview.refresh_map(table, "album")
-    payload = mapview.encode_map(table, "album")
+    payload = mappayload.encode_map(table, "album")
     with pytest.raises(ValueError):
-        mapview.decode_map(payload[:-3])
+        mappayload.decode_map(payload[:-3])
     with pytest.raises(ValueError):
-        mapview.decode_map(b"GIF89a" + payload[6:])
+        mappayload.decode_map(b"GIF89a" + payload[6:])

@@ -10,7 +10,7 @@ from aiohttp import web
 from photomapd.api.images import album_table
 from photomapd.api.keys import EMBEDDER, MAP_JOBS
 from photomapd.mapjobs import MapJobs
-from photomapd.mapview import encode_map, map_etag
+from photomapd.mappayload import encode_map, map_etag
 from photomapd.search import SearchFilters, filters_to_where
 
 

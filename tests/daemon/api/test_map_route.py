@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from photomapd import mapview
+from photomapd import mappayload, mapview
 from photomapd.api.keys import CONFIG, MAP_JOBS, STORE
 from photomapd.config import AlbumConfig
 from photomapd.store import AlbumTable, TableInfo
@@ -43,7 +43,7 @@ async def mapped(api: Any) -> AlbumTable:
 async def test_map_payload_decodes_to_the_tables_coordinates(api: Any, mapped: AlbumTable) -> None:
     response = await api.get("/api/v1/albums/pics/map")
     assert response.status == 200 and response.content_type == "application/octet-stream"
-    decoded = mapview.decode_map(await response.read())
+    decoded = mappayload.decode_map(await response.read())
     placed = mapped.arrow(["id", "x", "y"]).to_pydict()
     assert decoded.header["count"] == 90 and decoded.ids.tolist() == sorted(placed["id"])
     by_id = dict(zip(placed["id"], zip(placed["x"], placed["y"])))
@@ -63,13 +63,13 @@ async def test_if_none_match_gets_304_until_the_map_changes(api: Any, mapped: Al
     await asyncio.to_thread(mapview.refresh_map, mapped, "pics")
     changed = await api.get("/api/v1/albums/pics/map", headers={"If-None-Match": etag})
     assert changed.status == 200 and changed.headers["ETag"] != etag
-    assert mapview.decode_map(await changed.read()).header["count"] == 95
+    assert mappayload.decode_map(await changed.read()).header["count"] == 95
 
 
 async def test_search_filters_narrow_the_returned_ids(api: Any, mapped: AlbumTable) -> None:
     everything = await api.get("/api/v1/albums/pics/map")
     response = await api.get("/api/v1/albums/pics/map", params={"prompt": "WHALE"})
-    decoded = mapview.decode_map(await response.read())
+    decoded = mappayload.decode_map(await response.read())
     assert decoded.ids.tolist() == [i for i in range(1, 91) if i % 3 == 2]
     assert response.headers["ETag"] != everything.headers["ETag"]
 
@@ -92,4 +92,4 @@ async def test_relayout_runs_in_the_background_and_bumps_the_layout_version(api:
     status = await (await api.get("/api/v1/albums/pics/map/relayout")).json()
     assert status["state"] == "done" and status["layout_version"] == 2
     after = await api.get("/api/v1/albums/pics/map", headers={"If-None-Match": before.headers["ETag"]})
-    assert after.status == 200 and mapview.decode_map(await after.read()).header["layout_version"] == 2
+    assert after.status == 200 and mappayload.decode_map(await after.read()).header["layout_version"] == 2
