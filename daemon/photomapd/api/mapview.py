@@ -49,7 +49,7 @@ async def post_relayout(request: web.Request) -> web.Response:
 
 
 async def get_relayout(request: web.Request) -> web.Response:
-    """The album's latest re-layout job (404-free: `null` when none ran since the daemon started)."""
+    """The album's latest re-layout job with its progress; `null` when none ran since the daemon started."""
     album_table(request)
     job = request.app[MAP_JOBS].jobs.get(request.match_info["key"])
     return web.json_response(job.model_dump(mode="json") if job else None)
