@@ -20,13 +20,15 @@ from photomapd.store import AlbumTable
 
 log = logging.getLogger(__name__)
 
-# Exact search is one matrix-vector product: ~8 ms at 100k rows of 512 floats on 2 cores, linear in rows (BENCHMARKS.md
-# "Search"). Past this many rows an IVF-PQ index with a refine step answers in a few ms at recall@10 >= 0.95, and the
-# in-memory matrix (2 KB a row) is no longer worth holding.
-ANN_MIN_ROWS = 250_000
-# IVF partitions ~ sqrt(rows) (about 1,000 rows each at 1M); a query visits 1/8 of them (search.py then re-ranks
-# the candidates with full vectors).
-ANN_PROBE_SHARE = 1 / 8
+# Exact search is one matrix-vector product: ~8 ms per 100k rows of 512 floats on a quiet 2-core machine, linear in
+# rows (BENCHMARKS.md "Search"). At 200k it nears the 20 ms goal and the matrix holds 400 MB; past that an IVF-PQ
+# index with a refine step stays ~2x faster than exact at recall@10 >= 0.95 (1M: 10x), and nothing is held in memory.
+# Below it, exact is exact, and no index build (a minute per 100k rows) is paid.
+ANN_MIN_ROWS = 200_000
+# IVF partitions of ~8k rows (123 at 1M); a query visits 3/4 of them, then search.py re-ranks the candidates with
+# full vectors. Measured at 1M: 1/8 of sqrt(rows) partitions gave recall@10 0.80; 90 of ~123 gave 0.97.
+ANN_ROWS_PER_PARTITION = 8_192
+ANN_PROBE_SHARE = 3 / 4
 ANN_MIN_NPROBES = 20
 ANN_SUB_VECTORS_DIVISOR = 8  # PQ sub-vectors = dim / 8 (64 for 512-d)
 
@@ -107,7 +109,7 @@ class VectorCache:
 
 
 def ann_partitions(rows: int) -> int:
-    return max(1, round(math.sqrt(rows)))
+    return max(1, math.ceil(rows / ANN_ROWS_PER_PARTITION))
 
 
 def ann_nprobes(rows: int) -> int:
