@@ -38,13 +38,15 @@ export async function copyText(text) {
   }
 }
 
-/** Call `fn` once `ms` have passed without another call (typing, resizing). */
+/** Call `fn` once `ms` have passed without another call (typing, resizing); `.cancel()` drops a pending call. */
 export function debounce(fn, ms) {
   let timer;
-  return (...args) => {
+  const later = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
+  later.cancel = () => clearTimeout(timer);
+  return later;
 }
 
 /** Show `message` in `node` styled as ok or error (class names from sidepanel.css). */

@@ -41,8 +41,7 @@ export class ResultGrid {
     this.selected = -1;
     this.root.scrollTop = 0;
     this.total = 0;
-    await this.loadPage(0, this.generation);
-    this.render();
+    await this.loadPage(0); // the first page's failure is the search's failure: the caller shows it
   }
 
   get columns() {
@@ -54,21 +53,29 @@ export class ResultGrid {
     return Array.isArray(page) ? page[index % PAGE_SIZE] : undefined;
   }
 
-  async loadPage(pageNo, generation) {
-    if (this.pages.has(pageNo) || !this.fetchPage) return;
-    const pending = this.fetchPage(pageNo * PAGE_SIZE, PAGE_SIZE).then((reply) => {
-      if (generation !== this.generation) return;
-      this.pages.set(pageNo, reply.results);
-      this.total = reply.total;
-      this.onCount(reply.total);
-    });
+  /**
+   * Fetch one page of results once (a pending fetch is reused) and render when it lands. Rendering only on arrival
+   * matters: re-rendering while a page is pending would ask for it again, in a loop.
+   */
+  loadPage(pageNo) {
+    const known = this.pages.get(pageNo);
+    if (known || !this.fetchPage) return Promise.resolve(known);
+    const generation = this.generation;
+    const pending = this.fetchPage(pageNo * PAGE_SIZE, PAGE_SIZE).then(
+      (reply) => {
+        if (generation !== this.generation) return; // a newer search replaced this one
+        this.pages.set(pageNo, reply.results);
+        this.total = reply.total;
+        this.onCount(reply.total);
+        this.render();
+      },
+      (err) => {
+        if (generation === this.generation) this.pages.delete(pageNo); // the next scroll retries it
+        throw err;
+      },
+    );
     this.pages.set(pageNo, pending);
-    try {
-      await pending;
-    } catch (err) {
-      if (generation === this.generation) this.pages.delete(pageNo);
-      throw err;
-    }
+    return pending;
   }
 
   render() {
@@ -82,13 +89,10 @@ export class ResultGrid {
     for (const index of [...this.cells.keys()]) {
       if (index < start || index >= end) this.dropCell(index);
     }
-    const generation = this.generation;
     for (let index = start; index < end; index += 1) {
       const item = this.item(index);
       if (!item) {
-        this.loadPage(Math.floor(index / PAGE_SIZE), generation)
-          .then(() => generation === this.generation && this.render())
-          .catch(() => {});
+        this.loadPage(Math.floor(index / PAGE_SIZE)).catch(() => {}); // renders again when it arrives
         continue;
       }
       const existing = this.cells.get(index);

@@ -32,9 +32,9 @@ export class SearchForm {
     this.onSearch = onSearch;
     this.imageQuery = null; // {id} or {b64, label}
     this.form = $('#search-form');
-    const later = debounce(() => this.submit(), TYPING_PAUSE_MS);
+    this.later = debounce(() => this.submit(), TYPING_PAUSE_MS);
     this.form.addEventListener('input', (event) => {
-      if (event.target.type !== 'range') later();
+      if (event.target.type !== 'range') this.later();
     });
     this.form.addEventListener('change', (event) => {
       if (event.target.tagName === 'SELECT' || event.target.type === 'date' || event.target.type === 'range') {
@@ -66,6 +66,7 @@ export class SearchForm {
   }
 
   submit() {
+    this.later.cancel(); // Enter after typing: search now, not once more when the pause ends
     this.onSearch(buildQuery(this.values(), this.imageQuery));
   }
 

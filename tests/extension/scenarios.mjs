@@ -176,6 +176,45 @@ export const SCENARIOS = {
     return { label: await page.textContent('#image-query-label') };
   },
 
+  /** 100k results: the grid keeps a screenful of cells in the DOM and fetches only the pages it shows. The search
+   * and thumbnail answers are synthesized here (Playwright routes) so the album need not hold 100k images. */
+  async bigGrid({ page, params }) {
+    const offsets = [];
+    let thumbs = 0;
+    const png = Buffer.from(params.thumbB64, 'base64');
+    await page.route(/\/api\/v1\/albums\/[^/]+\/search$/, async (route) => {
+      const { offset, limit } = route.request().postDataJSON();
+      offsets.push(offset);
+      const count = Math.max(0, Math.min(limit, params.total - offset));
+      const results = Array.from({ length: count }, (_, i) => ({ id: offset + i, score: 0.5, width: 64, height: 64 }));
+      await route.fulfill({ json: { results, total: params.total, offset, limit } });
+    });
+    await page.route(/\/thumb$/, async (route) => {
+      thumbs += 1;
+      await route.fulfill({ body: png, contentType: 'image/png' });
+    });
+    await connected(page);
+    await page.fill('#search-text', 'anything');
+    await page.press('#search-text', 'Enter');
+    await page.waitForFunction((n) => document.querySelector('#result-count').textContent.startsWith(n), params.total.toLocaleString('en-US'), { timeout: WAIT_MS });
+    await thumbnailsShown(page, 8);
+    const middle = await page.$eval('#grid', (grid) => {
+      grid.scrollTop = grid.scrollHeight / 2;
+      return grid.scrollHeight;
+    });
+    await page.waitForFunction(
+      (total) => [...document.querySelectorAll('#grid .cell')].some((c) => Math.abs(Number(c.dataset.index) - total / 2) < 200 && c.querySelector('img').src.startsWith('blob:')),
+      params.total,
+      { timeout: WAIT_MS },
+    );
+    const cellsMidway = await page.$$eval('#grid .cell', (all) => all.length);
+    await page.focus('#grid');
+    await page.keyboard.press('End'); // keyboard: jump to the last result
+    await page.waitForFunction((last) => document.querySelector(`#grid .cell.selected[data-index="${last}"] img`)?.src.startsWith('blob:'), params.total - 1, { timeout: WAIT_MS });
+    const cells = await page.$$eval('#grid .cell', (all) => all.map((c) => Number(c.dataset.index)));
+    return { cells: Math.max(cells.length, cellsMidway), maxIndex: Math.max(...cells), scrollHeight: middle, offsets, thumbs };
+  },
+
   /** Clicking a thumbnail opens the drawer with the image's fields. */
   async drawer({ page, params }) {
     await openDrawer(page, params.id);

@@ -87,6 +87,20 @@ def test_search_fills_grid_with_thumbnails_fetched_without_token_in_urls(run_sce
     assert seen["selected"] == seen["ids"][1], "ArrowRight selects the first image, the next one moves to the second"
 
 
+def test_grid_of_100k_results_keeps_the_dom_and_requests_small(run_scenario: Run, daemon: Daemon) -> None:
+    thumb = daemon.album_dir / "painted-1.png"
+    total = 100_000
+    seen = run_scenario("bigGrid", total=total, thumbB64=base64.b64encode(thumb.read_bytes()).decode())
+    assert seen["scrollHeight"] > 1_000_000, "the scroll area spans every result"
+    assert seen["cells"] < 200, f"{seen['cells']} cells in the DOM for {total} results"
+    assert seen["maxIndex"] == total - 1, "End jumps to the last result"
+    offsets = seen["offsets"]
+    assert len(offsets) <= 8 and 0 in offsets, offsets
+    assert any(abs(offset - total // 2) <= 200 for offset in offsets), "the middle page was fetched on scroll"
+    assert max(offsets) == (total - 1) // 200 * 200, "the last page (of 200, grid.js PAGE_SIZE) was fetched for End"
+    assert seen["thumbs"] < 300, "only thumbnails near the viewport were fetched"
+
+
 def test_drawer_shows_the_fixture_metadata(run_scenario: Run, daemon: Daemon) -> None:
     seen = run_scenario("drawer", id=daemon.ids[INVOKEAI_6])
     fields = seen["fields"]
