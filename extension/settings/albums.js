@@ -105,6 +105,7 @@ export class AlbumManager {
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const body = { display_name: name.value.trim(), folders: folderList(folders.value), watch: watch.checked };
+      if (album && body.folders.join('\n') === album.folders.join('\n')) delete body.folders; // new folders re-index
       try {
         if (album) await this.getDaemon().patch(`/albums/${encodeURIComponent(album.key)}`, body);
         else await this.getDaemon().post('/albums', { key: key.value.trim(), ...body });
@@ -114,7 +115,8 @@ export class AlbumManager {
       }
       form.remove();
       await this.reload(`Saved album "${body.display_name}"`);
-      this.watch(album ? album.key : key.value.trim()); // the daemon starts indexing a new album (or new folders)
+      // the daemon indexes a new album, or an edited one whose folders changed
+      if (!album || body.folders) this.watch(album ? album.key : key.value.trim());
     });
     this.list.after(form);
     (album ? name : key).focus();

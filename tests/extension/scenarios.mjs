@@ -341,6 +341,11 @@ export const SCENARIOS = {
     };
     await page.waitForFunction((sel) => /^\d+ images indexed$/.test(document.querySelector(`${sel} .count`).textContent) && !document.querySelector(`${sel} .count`).textContent.startsWith('0'), card, { timeout: WAIT_MS });
     seen.count = await page.textContent(`${card} .count`);
+    await page.click(`${card} button[data-act="edit"]`);
+    await page.fill('#album-form input[name="display_name"]', `${params.name} (renamed)`);
+    await page.click('#album-form button[type="submit"]');
+    await page.waitForFunction(([sel, name]) => document.querySelector(`${sel} h3`)?.textContent.startsWith(name), [card, `${params.name} (renamed)`], { timeout: WAIT_MS });
+    seen.renamed = await page.textContent(`${card} h3`);
     await page.click(`${card} button[data-act="delete"]`);
     seen.confirmText = await page.textContent(`${card} .buttons span`);
     await page.click(`${card} button[data-act="confirm-delete"]`);

@@ -212,7 +212,8 @@ def test_album_add_then_update_index_reaches_100_percent(run_scenario: Run, daem
     assert any("broken.png" in line for line in seen["skipped"]), seen["skipped"]
     assert "fresh" in seen["albums"]
     assert seen["count"] == "3 images indexed"
-    # then deleted through the inline confirmation: the album goes, its files stay
+    assert seen["renamed"].startswith("Fresh Album (renamed)")
+    # then renamed through Edit, and deleted through the inline confirmation: the album goes, its files stay
     assert "Images stay on disk" in seen["confirmText"]
     assert "fresh" not in seen["albumsAfterDelete"]
     assert "fresh" not in {album["key"] for album in daemon.call("GET", "/albums").json()}
