@@ -142,7 +142,10 @@ export class Drawer {
   }
 
   close() {
+    const wasOpen = !this.node.hidden;
     this.node.hidden = true;
     this.current = null;
+    const grid = document.querySelector('#grid');
+    if (wasOpen && grid && grid.offsetParent) grid.focus(); // arrow keys keep walking the grid after Esc
   }
 }
