@@ -20,10 +20,15 @@ export class DaemonError extends Error {
 }
 
 export class Daemon {
-  /** @param {{port: number, token: string}} connection */
-  constructor({ port, token }) {
+  /**
+   * @param {{port: number, token: string}} connection
+   * @param {{onLost?: () => void}} [hooks]  onLost: the daemon stopped answering or refused the token (it may
+   *   have restarted on another port or with a new token), so the caller can ask the native host again
+   */
+  constructor({ port, token }, hooks = {}) {
     this.base = `http://127.0.0.1:${port}${API_PREFIX}`;
     this.token = token;
+    this.onLost = hooks.onLost || (() => {});
   }
 
   /**
@@ -48,9 +53,11 @@ export class Daemon {
       response = await fetch(this.base + path, { method, headers, body, signal: opts.signal, cache });
     } catch (err) {
       if (err && err.name === 'AbortError') throw err;
+      this.onLost();
       throw new DaemonError(0, 'unreachable', 'The PhotoMap daemon is not answering');
     }
     if (response.ok || response.status === 304) return response;
+    if (response.status === 401) this.onLost();
     throw await errorFrom(response);
   }
 

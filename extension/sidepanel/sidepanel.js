@@ -12,7 +12,7 @@ import { SearchForm } from './search.js';
 import { ThumbCache } from './thumbs.js';
 
 // The page's own view state (not the worker's): rebuilt from chrome.storage each time the panel opens.
-const panel = { daemon: null, album: null, view: 'grid', started: false };
+const panel = { daemon: null, album: null, view: 'grid', started: false, lost: false };
 const getDaemon = () => {
   if (!panel.daemon) throw new Error('Not connected to the PhotoMap daemon');
   return panel.daemon;
@@ -119,13 +119,24 @@ function renderConnection(record) {
 async function onConnection(record) {
   renderConnection(record);
   const connected = record.state === CONNECTION.CONNECTED;
-  panel.daemon = connected ? new Daemon(record) : null;
+  panel.daemon = connected ? new Daemon(record, { onLost: reconnect }) : null;
   if (connected && !panel.started) {
     panel.started = true;
     invokeai.syncUrl().catch(() => {}); // best effort: only decides where the panel opens by itself
     await loadAlbums();
     showView(panel.view);
+  } else if (connected && panel.lost) {
+    panel.lost = false;
+    await loadAlbums();
+    search.submit(); // redo what failed while the daemon was away
   }
+}
+
+/** A request found the daemon gone or our token refused: ask the worker for a fresh hello, once at a time. */
+function reconnect() {
+  if (panel.lost) return;
+  panel.lost = true;
+  connect(true);
 }
 
 async function connect(refresh) {

@@ -87,7 +87,7 @@ async function pointOnScreen(page) {
 
 export const SCENARIOS = {
   /** The panel asks the worker, the worker asks the native host, the daemon answers; then the worker is stopped
-   * and a fresh one must serve the panel from session storage. */
+   * and a fresh one must serve the panel from session storage; then a refused token makes the panel reconnect. */
   async connect({ page, context }) {
     await connected(page);
     const albums = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
@@ -96,7 +96,18 @@ export const SCENARIOS = {
     await cdp.send('ServiceWorker.enable');
     await cdp.send('ServiceWorker.stopAllWorkers');
     const afterRestart = await page.evaluate(() => chrome.runtime.sendMessage({ type: 'photomap/connect' }));
+    // a daemon restarted with a new token: the panel's next request is refused, and it must hello again by itself
+    await page.evaluate(async () => {
+      const { connection } = await chrome.storage.session.get('connection');
+      await chrome.storage.session.set({ connection: { ...connection, token: 'stale-token' } });
+    });
+    await page.fill('#search-text', 'after a restart');
+    await page.press('#search-text', 'Enter');
+    await page.waitForFunction(async () => (await chrome.storage.session.get('connection')).connection.token !== 'stale-token', null, { timeout: WAIT_MS });
+    await thumbnailsShown(page, 1);
+    const recovered = await page.evaluate(() => chrome.storage.session.get('connection'));
     return {
+      recoveredToken: recovered.connection.token === session.connection.token,
       state: session.connection.state,
       port: session.connection.port,
       hasToken: Boolean(session.connection.token),

@@ -44,12 +44,13 @@ def configure_invokeai(daemon: Daemon, url: str, board_id: str | None = None) ->
     assert chosen.status_code == 200, chosen.text
 
 
-def test_panel_connects_through_native_host_and_survives_a_worker_restart(run_scenario: Run, daemon: Daemon) -> None:
+def test_panel_connects_through_native_host_and_survives_worker_and_token_changes(run_scenario: Run, daemon: Daemon) -> None:
     seen = run_scenario("connect")
     assert seen["state"] == "connected"
     assert seen["port"] == daemon.port and seen["hasToken"]
     assert ALBUM in seen["albums"]
     assert seen["afterRestart"] == "connected"
+    assert seen["recoveredToken"], "after a 401 the panel got the daemon's real token again"
     assert "connected" in seen["dot"]
 
 
