@@ -84,13 +84,19 @@ def naive(embedder, preprocess, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def model_costs(images: int) -> list[tuple[str, int, float]]:
+def model_costs(images: int) -> list[tuple[str, str, str]]:
     rows = []
     for name in CANDIDATE_MODELS:
-        embedder = load_embedder(name, "none")
+        # One candidate that cannot load here (e.g. SigLIP2's tokenizer needs transformers and a hub download) must
+        # not cost the rest of the table: report why and go on.
+        try:
+            embedder = load_embedder(name, "none")
+        except Exception as exc:  # noqa: BLE001 - any load failure is a row, not the end of the bench
+            rows.append((name, "-", f"n/a ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"))
+            continue
         size = embedder.input_size
         tensors = [torch.randn(3, *size) for _ in range(BATCH_SIZE)]
-        rows.append((name, size[0], bare_forward(embedder, tensors, images)))
+        rows.append((name, str(size[0]), f"{bare_forward(embedder, tensors, images):.1f}"))
         del embedder
     return rows
 
@@ -132,7 +138,7 @@ def main() -> None:
             print("\n| model | input px | forward img/s (batch 32) |")
             print("|---|---|---|")
             for name, size, rate in model_costs(args.images):
-                print(f"| {name} | {size} | {rate:.1f} |")
+                print(f"| {name} | {size} | {rate} |")
     sys.stdout.flush()
 
 
