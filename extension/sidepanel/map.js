@@ -9,6 +9,7 @@ import { $ } from '../lib/dom.js';
 import { decodeMap, pointAttributes } from './map-payload.js';
 
 const POINT_RADIUS_PX = 3;
+const RELAYOUT_POLL_MS = 1000; // a refit takes seconds to minutes; once a second is live enough for a status line
 const FIT_MARGIN = 0.9; // leave a border around the points when fitting the view
 
 export class MapView {
@@ -20,11 +21,15 @@ export class MapView {
     this.deck = null;
     this.cache = new Map(); // album -> {etag, data}: the payload is re-sent only when the ETag changes
     this.album = null;
+    this.filters = {};
     this.data = null;
+    $('#map-relayout').addEventListener('click', () => this.relayout());
   }
 
-  async show(album) {
+  /** Draw `album`'s map, narrowed by the search form's `filters` (the same SearchFilters the search takes). */
+  async show(album, filters = {}) {
     this.album = album;
+    this.filters = filters;
     const status = $('#map-status');
     status.textContent = 'Loading map…';
     let data;
@@ -46,14 +51,41 @@ export class MapView {
   }
 
   async fetch(album) {
-    const cached = this.cache.get(album);
+    const query = new URLSearchParams(Object.entries(this.filters).map(([k, v]) => [k, String(v)])).toString();
+    const path = `/albums/${encodeURIComponent(album)}/map${query ? `?${query}` : ''}`;
+    const cached = this.cache.get(path);
     const headers = cached ? { 'If-None-Match': cached.etag } : {};
-    const response = await this.getDaemon().request('GET', `/albums/${encodeURIComponent(album)}/map`, { headers });
+    const response = await this.getDaemon().request('GET', path, { headers });
     if (response.status === 304 && cached) return cached.data;
     const data = decodeMap(await response.arrayBuffer());
     const etag = response.headers.get('ETag');
-    if (etag) this.cache.set(album, { etag, data });
+    if (etag) this.cache.set(path, { etag, data });
     return data;
+  }
+
+  /** Refit the whole map on demand; new images are otherwise placed without moving the old ones. */
+  async relayout() {
+    const album = this.album;
+    if (!album) return;
+    const status = $('#map-status');
+    const button = $('#map-relayout');
+    const path = `/albums/${encodeURIComponent(album)}/map/relayout`;
+    button.disabled = true;
+    try {
+      let job = await this.getDaemon().post(path, {});
+      while (job && job.state === 'running') {
+        status.textContent = `Re-layout: ${job.done}/${job.total}`;
+        await new Promise((resolve) => setTimeout(resolve, RELAYOUT_POLL_MS));
+        job = await this.getDaemon().get(path);
+      }
+      if (job && job.state !== 'done') throw new Error(job.message || `Re-layout ${job.state}`);
+      await this.show(album, this.filters);
+      status.textContent = `${status.textContent} · layout updated`;
+    } catch (err) {
+      status.textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   initialViewState({ header }) {

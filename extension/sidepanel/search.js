@@ -65,6 +65,11 @@ export class SearchForm {
     };
   }
 
+  /** The filters part of the current query (the map is narrowed by the same filters). */
+  filters() {
+    return buildQuery(this.values(), null).filters;
+  }
+
   submit() {
     this.later.cancel(); // Enter after typing: search now, not once more when the pause ends
     this.onSearch(buildQuery(this.values(), this.imageQuery));

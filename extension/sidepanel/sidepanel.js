@@ -86,7 +86,7 @@ async function chooseAlbum(key) {
   panel.album = key;
   await chrome.storage.local.set({ [LOCAL.ALBUM]: key });
   search.submit();
-  if (panel.view === 'map') map.show(key);
+  if (panel.view === 'map') map.show(key, search.filters());
 }
 
 function showView(view) {
@@ -97,7 +97,7 @@ function showView(view) {
   for (const name of ['grid', 'map', 'albums', 'settings']) $(`#view-${name}`).hidden = name !== view;
   chrome.storage.local.set({ [LOCAL.VIEW]: view });
   if (!panel.daemon) return;
-  if (view === 'map' && panel.album) map.show(panel.album);
+  if (view === 'map' && panel.album) map.show(panel.album, search.filters());
   if (view === 'albums') albums.load().catch((err) => showError(err.message));
   if (view === 'settings') invokeai.load().catch((err) => showError(err.message));
 }

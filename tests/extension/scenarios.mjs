@@ -384,7 +384,17 @@ export const SCENARIOS = {
     await page.waitForFunction(() => document.querySelector('#map-tooltip img').src.startsWith('blob:'), null, { timeout: WAIT_MS });
     await page.mouse.click(target.x, target.y);
     await page.waitForSelector('#drawer:not([hidden]) #drawer-fields', { timeout: WAIT_MS });
-    return { status, expected: target.id, hovered };
+    await page.keyboard.press('Escape');
+    // Re-layout on demand, then the map narrowed by the search form's generator filter
+    await page.click('#map-relayout');
+    await page.waitForFunction(() => document.querySelector('#map-status').textContent.includes('layout updated'), null, { timeout: 60000 });
+    const relayout = await page.textContent('#map-status');
+    await openView(page, 'grid');
+    await page.click('#filters summary');
+    await page.selectOption('#filter-generator', params.generator);
+    await openView(page, 'map');
+    await page.waitForFunction((n) => document.querySelector('#map-status').textContent.startsWith(`${n} image`), params.generatorCount, { timeout: WAIT_MS });
+    return { status, expected: target.id, hovered, relayout, filtered: await page.textContent('#map-status') };
   },
 
   /** The context menu's handler (called directly: headless has no menu to click) sends data: bytes and an http URL. */

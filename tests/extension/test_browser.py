@@ -224,8 +224,12 @@ def test_album_add_then_update_index_reaches_100_percent(run_scenario: Run, daem
 def test_map_renders_the_album_points(run_scenario: Run, daemon: Daemon) -> None:
     wait_for(lambda: daemon.call("GET", f"/albums/{ALBUM}/map").content[:4] == b"PMAP", 60, "the map payload")
     shot = OUTPUT / "map-canvas.png"
-    seen = run_scenario("map", mapShot=str(shot))
+    seen = run_scenario("map", mapShot=str(shot), generator="invokeai", generatorCount=2)
     assert f"{len(daemon.ids)} images" in seen["status"]
+    assert "layout updated" in seen["relayout"]
+    job = daemon.call("GET", f"/albums/{ALBUM}/map/relayout").json()
+    assert job["state"] == "done" and job["layout_version"] >= 1
+    assert seen["filtered"].startswith("2 images"), "the map shows only the two InvokeAI images when filtered"
     assert seen["hovered"] == seen["expected"], "hovering a point previews that image; clicking opened the drawer"
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("RGB"), dtype=np.int16).reshape(-1, 3)
