@@ -8,7 +8,7 @@ import { ScatterplotLayer, TextLayer } from '@deck.gl/layers';
 import { $ } from '../lib/dom.js';
 import { decodeMap, pointAttributes } from './map-payload.js';
 
-const POINT_RADIUS_PX = 3;
+const POINT_RADIUS_PX = 4; // visible at a glance on a 400 px wide panel, small enough for dense clusters
 const RELAYOUT_POLL_MS = 1000; // a refit takes seconds to minutes; once a second is live enough for a status line
 const FIT_MARGIN = 0.9; // leave a border around the points when fitting the view
 
