@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from photomapd.store import AlbumTable
 
 CLUSTER_SAMPLE = 20_000  # HDBSCAN runs on at most this many layout points; the rest join their nearest neighbour
-MAX_CLUSTERS_HINT = 40  # min_cluster_size = points / this: a map with more named regions is unreadable
-MIN_CLUSTER_POINTS = 5
+MAX_CLUSTERS_HINT = 100  # min_cluster_size = points / this: regions under 1 % of an album get no name of their own
+MIN_CLUSTER_POINTS = 15  # the floor for small albums, so a blob of 80 photos is not cut into crumbs
+MIN_SAMPLES = 5  # below min_cluster_size: keeps HDBSCAN's density local, so fewer points end up as noise
 LABEL_WORDS = 3
 MIN_PROMPT_SHARE = 0.5  # a cluster is labelled from prompts only when at least half its images have one
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
@@ -61,7 +62,7 @@ def assign_nearest(reference_xy: np.ndarray, reference_clusters: np.ndarray, xy:
     return reference_clusters[known][nearest].astype(np.int64)
 
 
-def cluster_layout(layout: np.ndarray) -> np.ndarray:
+def cluster_layout(layout: np.ndarray, max_clusters_hint: int = MAX_CLUSTERS_HINT) -> np.ndarray:
     """A cluster id per point (0 = the largest cluster), every point in one; HDBSCAN's noise joins its neighbour."""
     count = len(layout)
     if count < 2 * MIN_CLUSTER_POINTS:
@@ -70,9 +71,8 @@ def cluster_layout(layout: np.ndarray) -> np.ndarray:
 
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(count, CLUSTER_SAMPLE, replace=False)) if count > CLUSTER_SAMPLE else np.arange(count)
-    min_size = max(MIN_CLUSTER_POINTS, len(sample) // MAX_CLUSTERS_HINT)
-    # min_samples below min_cluster_size keeps the density estimate local, so fewer points end up as noise.
-    found = HDBSCAN(min_cluster_size=min_size, min_samples=MIN_CLUSTER_POINTS, copy=True).fit_predict(layout[sample])
+    min_size = max(MIN_CLUSTER_POINTS, len(sample) // max_clusters_hint)
+    found = HDBSCAN(min_cluster_size=min_size, min_samples=MIN_SAMPLES, copy=True).fit_predict(layout[sample])
     if (found < 0).all():
         return np.zeros(count, dtype=np.int64)
     clusters = assign_nearest(layout[sample], found, layout)
