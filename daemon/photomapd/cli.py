@@ -221,13 +221,14 @@ def cmd_album_list(args: argparse.Namespace) -> int:
 
 
 def cmd_album_remove(args: argparse.Namespace) -> int:
-    from photomapd import mapview
+    from photomapd import mapview, thumbs
     from photomapd.albums import remove_album
     from photomapd.store import Store
 
     remove_album(config.ConfigStore(), args.key)
     Store(config.index_dir()).drop(args.key)
     mapview.drop_map(args.key)
+    thumbs.forget_album(args.key)
     print(f"Removed album '{args.key}' (its image files are untouched)")
     return 0
 

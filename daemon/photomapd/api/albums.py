@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from photomapd import albums as album_rules
-from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
+from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SEARCH_CACHE, SSE_TASKS, STORE, WATCHERS
 from photomapd.config import AlbumConfig
 from photomapd.indexer import IndexProgress
 
@@ -86,10 +86,13 @@ async def delete_album(request: web.Request) -> web.Response:
 
 
 def _drop_album_data(request: web.Request, key: str) -> None:
-    from photomapd import mapview
+    """Everything derived from the album's images: table, map, cached vectors and thumbnails."""
+    from photomapd import mapview, thumbs
 
     request.app[STORE].drop(key)
+    request.app[SEARCH_CACHE].forget(key)
     mapview.drop_map(key)
+    thumbs.forget_album(key)
 
 
 async def start_index(request: web.Request) -> web.Response:

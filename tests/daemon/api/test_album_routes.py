@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from photomapd import config
+
 from tests.daemon.images import make_album
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "images"
@@ -85,8 +87,12 @@ async def test_delete_album_drops_its_index(api: Any, tmp_path: Path) -> None:
     make_album(folder, 2)
     assert (await api.post("/api/v1/albums", json={"key": "pics", "display_name": "Pics", "folders": [str(folder)]})).status == 201
     await read_sse(api, "pics")
+    assert (await api.get("/api/v1/images/pics/1/thumb")).status == 200
+    thumbs_dir = config.thumbs_dir() / "pics"
+    assert any(thumbs_dir.iterdir())
     resp = await api.delete("/api/v1/albums/pics")
     assert resp.status == 204
     assert await (await api.get("/api/v1/albums")).json() == []
     assert (await api.get("/api/v1/images/pics/1")).status == 404
     assert all(p.exists() for p in folder.iterdir()), "image files are never touched"
+    assert not thumbs_dir.exists() or not any(thumbs_dir.iterdir()), "its thumbnails are gone too"
