@@ -113,6 +113,19 @@ def test_adding_100_images_places_them_without_moving_old_points(album: Any) -> 
     assert mapview.refresh_map(table, "album").action == "none"
 
 
+def test_placed_near_duplicates_land_on_their_twin(album: Any) -> None:
+    table, vectors, truth = album
+    mapview.refresh_map(table, "album")
+    twins = vectors[:20] + np.random.default_rng(8).normal(scale=0.002, size=(20, DIM)).astype(np.float32)
+    table.upsert(rows(twins / np.linalg.norm(twins, axis=1, keepdims=True), truth[:20], first_id=2001))
+    assert mapview.refresh_map(table, "album").action == "transform"
+    placed = coords(table)
+    span = np.ptp(np.array([xy[:2] for xy in placed.values()]), axis=0).max()
+    gaps = [np.hypot(*(np.array(placed[i][:2]) - np.array(placed[2000 + i][:2]))) for i in range(1, 21)]
+    assert max(gaps) < 0.02 * span
+    assert all(placed[i][2] == placed[2000 + i][2] for i in range(1, 21))  # and join the twin's cluster
+
+
 def test_nothing_changed_is_a_no_op_that_writes_nothing(album: Any) -> None:
     table, _, _ = album
     mapview.refresh_map(table, "album")
