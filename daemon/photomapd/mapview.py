@@ -1,10 +1,11 @@
 """The semantic map: a 2-D layout of an album's vectors that stays put and grows.
 
 `refresh_map` is the one entry point (sync, run in a worker thread): it fits UMAP when an album has no layout, places
-rows whose `x` is null with the fitted model's `transform` (old points never move), and refits only on demand or past
-`REFIT_GROWTH`, then aligns the new layout to the old one (Procrustes) so the picture stays familiar. Coordinates and
-clusters live in the album's table; the fitted reducer and the layout facts live in `data_dir()/maps/<album>.*` so
-`transform` works after a restart. umap-learn (numba) is imported lazily: its first JIT costs seconds.
+rows whose `x` is null among the fitted rows (`AnchorMap.transform`; old points never move), and refits only on demand
+or past `REFIT_GROWTH`, then aligns the new layout to the old one (Procrustes) so the picture stays familiar.
+Coordinates and clusters live in the album's table; the placement model and the layout facts live in
+`data_dir()/maps/<album>.*` so placing works after a restart. umap-learn (numba) is imported lazily: its first JIT
+costs a minute.
 """
 
 from __future__ import annotations
