@@ -11,6 +11,7 @@ costs a minute.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 from dataclasses import dataclass
@@ -225,6 +226,9 @@ def _placed(table: AlbumTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _new_reducer(n_points: int) -> Any:
     if n_points < MIN_UMAP_POINTS:
         return None
+    # numba caches its compiled UMAP kernels on disk; point it at our cache dir so that works (and is reused across
+    # daemon restarts) even where site-packages is read-only, as in pipx or system installs.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache_dir() / "numba"))
     import umap  # lazy: numba compiles on first import, seconds the daemon should not pay at start-up
 
     return umap.UMAP(
