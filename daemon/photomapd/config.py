@@ -133,8 +133,10 @@ class Config(BaseModel):
 
     albums: list[AlbumConfig] = Field(default_factory=list)
     invokeai: InvokeAISettings = Field(default_factory=InvokeAISettings)
-    model: str = "ViT-B-32"
-    pretrained: str = "laion2b_s34b_b79k"
+    # Best zero-shot quality per CPU cost of what open_clip offers (BENCHMARKS.md, "Choosing the default model"):
+    # 72.8 % ImageNet for 1.3x ViT-B-32's CPU time; MobileCLIP2-S2 gains 4 points more for 3x.
+    model: str = "ViT-B-32-256"
+    pretrained: str = "datacomp_s34b_b86k"
     port: int = DEFAULT_PORT
     extension_ids: list[str] = Field(default_factory=list)
 
