@@ -1,7 +1,7 @@
 """Typed errors: every message a user can see lives here, once.
 
 Domain code raises these; the API's error middleware renders `{"error": {"code", "message"}}` with `status`, and
-`cli.py` prints `message` on one line and exits with `exit_code`. Anything that is not a `PhotoMapError` is a bug and
+the `cli` package prints `message` on one line and exits with `exit_code`. Anything that is not a `PhotoMapError` is a bug and
 propagates with its traceback.
 """
 
