@@ -1,8 +1,8 @@
 """Typed errors: every message a user can see lives here, once.
 
 Domain code raises these; the API's error middleware renders `{"error": {"code", "message"}}` with `status`, and
-the `cli` package prints `message` on one line and exits with `exit_code`. Anything that is not a `PhotoMapError` is a bug and
-propagates with its traceback.
+the `cli` package prints `message` on one line and exits with `exit_code`. Anything that is not a `PhotoMapError` is
+a bug and propagates with its traceback.
 """
 
 from __future__ import annotations
