@@ -33,7 +33,7 @@ def test_kill_minus_nine_mid_index_then_resume(tmp_path: Path, model_runner: Any
     store = Store(config.index_dir())
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "photomapd", "index", "big", "--pretrained", "none", "--no-map", "--quiet"],
+        [sys.executable, "-m", "photomapd", "index", "big", "--model", "ViT-B-32", "--pretrained", "none", "--no-map", "--quiet"],
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
