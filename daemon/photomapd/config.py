@@ -190,7 +190,12 @@ class ConfigStore:
 
 
 def load_or_create_token() -> str:
-    """The bearer token the extension must send; created on first start, readable by the user only."""
+    """The bearer token the extension must send; created on first start, readable by the user only.
+
+    Several processes may get here at once (two `serve`s, the native host, a CLI). The new token is written to a temp
+    file and hard-linked into place, which fails if another process got there first: then everyone reads the one
+    file that won, instead of each keeping the token it generated.
+    """
     path = token_path()
     try:
         token = path.read_text(encoding="ascii").strip()
@@ -198,6 +203,18 @@ def load_or_create_token() -> str:
             return token
     except FileNotFoundError:
         pass
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    write_atomic(path, token.encode("ascii"), mode=0o600)
-    return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".token.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(secrets.token_urlsafe(TOKEN_BYTES).encode("ascii"))
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            pass  # another process created it first: its token is the token
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()

@@ -34,3 +34,14 @@ def test_token_is_created_once_and_private() -> None:
     assert len(first) >= 40
     assert config.load_or_create_token() == first
     assert stat.S_IMODE(config.token_path().stat().st_mode) == 0o600
+
+
+def test_processes_racing_to_create_the_token_all_get_the_same_one() -> None:
+    import subprocess
+    import sys
+
+    code = "from photomapd import config; print(config.load_or_create_token())"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    tokens = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert tokens == {config.token_path().read_text().strip()}
+    assert not [p for p in config.config_dir().iterdir() if p.name.startswith(".token.")]
