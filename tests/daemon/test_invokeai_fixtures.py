@@ -15,9 +15,8 @@ from photomapd.invokeai import InvokeAIClient  # noqa: E402
 from photomapd.metadata import read_metadata  # noqa: E402
 from photomapd.recall import build_recall_body, image_names  # noqa: E402
 
-FIXTURE_DIRS = [Path(__file__).resolve().parents[1] / "fixtures" / "images", Path("/work/shared/fixtures/images")]
-FIXTURE_DIR = next((d for d in FIXTURE_DIRS if d.is_dir() and any(d.iterdir())), FIXTURE_DIRS[-1])
-INVOKEAI_FIXTURES = sorted(FIXTURE_DIR.glob("invokeai-*")) if FIXTURE_DIR.is_dir() else []
+FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+INVOKEAI_FIXTURES = sorted(FIXTURE_DIR.glob("invokeai-*"))
 
 
 def test_the_fixtures_are_there() -> None:

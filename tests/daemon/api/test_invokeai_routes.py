@@ -23,10 +23,7 @@ from photomapd.config import AlbumConfig, ConfigStore  # noqa: E402
 from photomapd.store import Store, TableInfo  # noqa: E402
 
 USER, PASSWORD = next(iter(DEFAULT_USERS.items()))
-FIXTURES = next(
-    d for d in (Path(__file__).resolve().parents[2] / "fixtures" / "images", Path("/work/shared/fixtures/images"))
-    if d.is_dir() and any(d.iterdir())
-)
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 IMAGES = {1: "invokeai-6.10.0-metadata-graph.png", 2: "a1111-parameters-02-itxt.png", 3: "plain-nometa.jpg"}
 DIM = 4
 
