@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from photomapd.config import AlbumConfig
 from photomapd.model_runner import ModelRunner
-from photomapd.errors import FolderUnavailable
+from photomapd.errors import FolderUnavailable, PhotoMapError
 from photomapd.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
 from photomapd.store import AlbumTable, Store, TableInfo
 
@@ -152,14 +152,26 @@ class IndexRun:
             table = self._run()
             if table is not None and self.after_run is not None and not self.stop.is_set():
                 self._emit(phase="mapping")
-                self.after_run(table, self.progress)
+                self._refresh_derived(table)
             state: State = "cancelled" if self.stop.is_set() else "done"
             self._emit(state=state, phase="done", finished_at=time.time(), eta_s=0.0 if state == "done" else None)
+        except PhotoMapError as exc:  # a user-level problem (folder unplugged): its message says it all
+            log.warning("index run for %s stopped: %s", self.album.key, exc.message)
+            self._emit(state="failed", message=exc.message, finished_at=time.time())
         except Exception as exc:
             log.exception("index run for %s failed", self.album.key)
-            message = getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
-            self._emit(state="failed", message=message, finished_at=time.time())
+            self._emit(state="failed", message=f"{exc.__class__.__name__}: {exc}", finished_at=time.time())
         return self.progress
+
+    def _refresh_derived(self, table: AlbumTable) -> None:
+        """The map and the ANN index are derived from committed rows: if refreshing them fails, the index run still
+        succeeded, and the next run (or Re-layout) tries again."""
+        assert self.after_run is not None
+        try:
+            self.after_run(table, self.progress)
+        except Exception as exc:
+            log.exception("updating the map of %s failed", self.album.key)
+            self.progress.message = f"Images indexed, but the map could not be updated: {exc.__class__.__name__}: {exc}"
 
     def _run(self) -> AlbumTable | None:
         existing = self.store.open(self.album.key)

@@ -192,3 +192,14 @@ def test_every_folder_missing_fails_clearly_and_deletes_nothing(tmp_path: Path, 
     assert progress.message is not None and "not available" in progress.message
     table = store.open("usb")
     assert table is not None and table.count() == 2
+
+
+def test_a_failing_map_refresh_does_not_fail_the_committed_index(album: AlbumConfig, store: Store, model_runner: Any) -> None:
+    def broken_map(table: Any, progress: IndexProgress) -> None:
+        raise RuntimeError("layout exploded")
+
+    progress = IndexRun(album, store, model_runner, after_run=broken_map).run()
+    assert progress.state == "done"
+    assert progress.message is not None and "map could not be updated" in progress.message
+    table = store.open("gallery")
+    assert table is not None and table.count() == 6
