@@ -10,7 +10,7 @@ from typing import Callable
 
 from photomapd.albums import find_album
 from photomapd.config import ConfigStore
-from photomapd.errors import IndexBusy
+from photomapd.errors import AlbumNotFound, IndexBusy
 from photomapd.indexer import IndexProgress, IndexRun
 from photomapd.model_runner import ModelRunner
 from photomapd.store import AlbumTable, Store
@@ -83,12 +83,13 @@ class IndexJobs:
         try:
             await asyncio.to_thread(run.run)
         finally:
-            queued = self._queued_paths.pop(album_key, "nothing")
-            if queued != "nothing" and not self._closing and not run.stop.is_set():
+            has_queued = album_key in self._queued_paths
+            queued = self._queued_paths.pop(album_key, None)
+            if has_queued and not self._closing and not run.stop.is_set():
                 try:
-                    self._launch(album_key, rebuild=False, only_paths=queued)  # type: ignore[arg-type]
-                except Exception:  # album removed meanwhile
-                    log.debug("queued update for %s dropped", album_key, exc_info=True)
+                    self._launch(album_key, rebuild=False, only_paths=queued)
+                except AlbumNotFound:  # removed while the run went on
+                    log.debug("queued update for %s dropped", album_key)
 
     # --- progress fan-out -------------------------------------------------------------------------------------------
 
