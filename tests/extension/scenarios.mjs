@@ -90,6 +90,8 @@ export const SCENARIOS = {
    * and a fresh one must serve the panel from session storage; then a refused token makes the panel reconnect. */
   async connect({ page, context }) {
     await connected(page);
+    // "connected" is set before the album list arrives: wait for the picker to be filled, not just for the state.
+    await page.waitForSelector('#album-picker option', { state: 'attached', timeout: WAIT_MS });
     const albums = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
     const session = await page.evaluate(() => chrome.storage.session.get('connection'));
     const cdp = await context.newCDPSession(page);
