@@ -346,6 +346,7 @@ export const SCENARIOS = {
     await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
     await page.click(`${card} button[data-act="update"]`);
     await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.percent === '100' && document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
+    await page.waitForSelector(`#album-picker option[value="${params.key}"]`, { state: 'attached', timeout: WAIT_MS });
     const seen = {
       progress: await page.textContent(`${card} .progress-text`),
       bar: await page.$eval(`${card} progress`, (p) => p.value),
