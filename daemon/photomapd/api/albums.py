@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from photomapd import albums as album_rules
+from photomapd.api.app import read_model
 from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SEARCH_CACHE, SSE_TASKS, STORE, WATCHERS
 from photomapd.config import AlbumConfig
 from photomapd.indexer import IndexProgress
@@ -30,11 +31,6 @@ class IndexRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["update", "rebuild"] = "update"
-
-
-async def _read(request: web.Request, model: type[BaseModel]) -> Any:
-    body = await request.read()
-    return model.model_validate_json(body or b"{}")
 
 
 async def _album_view(request: web.Request, album: AlbumConfig) -> dict[str, Any]:
@@ -58,7 +54,7 @@ async def list_albums(request: web.Request) -> web.Response:
 
 
 async def create_album(request: web.Request) -> web.Response:
-    payload = await _read(request, album_rules.AlbumCreate)
+    payload = await read_model(request, album_rules.AlbumCreate)
     album = await asyncio.to_thread(album_rules.add_album, request.app[CONFIG], payload)
     _resync_watchers(request)
     request.app[JOBS].start(album.key)
@@ -67,7 +63,7 @@ async def create_album(request: web.Request) -> web.Response:
 
 async def update_album(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    payload = await _read(request, album_rules.AlbumUpdate)
+    payload = await read_model(request, album_rules.AlbumUpdate)
     album = await asyncio.to_thread(album_rules.update_album, request.app[CONFIG], key, payload)
     _resync_watchers(request)
     if payload.folders is not None and not request.app[JOBS].is_running(key):
@@ -97,7 +93,7 @@ def _drop_album_data(request: web.Request, key: str) -> None:
 
 async def start_index(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    payload = await _read(request, IndexRequest)
+    payload = await read_model(request, IndexRequest, empty_means_defaults=True)
     progress = request.app[JOBS].start(key, payload.mode)
     return web.json_response(progress.model_dump(mode="json"), status=202)
 

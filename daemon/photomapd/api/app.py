@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from photomapd import config
 from photomapd.api.keys import CONFIG, OPTIONS, STORE, ServeOptions
@@ -18,8 +18,17 @@ from photomapd.store import Store
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
 API_PREFIX = "/api/v1"
 LOCAL_HOSTNAMES = ("127.0.0.1", "localhost")
+
+
+async def read_model(request: web.Request, model: type[M], *, empty_means_defaults: bool = False) -> M:
+    """The request body validated into `model`; a ValidationError becomes a 422 in the error middleware."""
+    body = await request.read()
+    if not body and empty_means_defaults:
+        body = b"{}"
+    return model.model_validate_json(body)
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

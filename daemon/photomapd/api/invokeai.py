@@ -31,6 +31,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from photomapd import credentials
+from photomapd.api.app import read_model
 from photomapd.api.images import lookup_image
 from photomapd.api.keys import CONFIG, INVOKEAI
 from photomapd.config import Config
@@ -112,7 +113,7 @@ async def get_settings(request: web.Request) -> web.Response:
 
 
 async def put_settings(request: web.Request) -> web.Response:
-    update = SettingsUpdate.model_validate_json(await request.read())
+    update = (await read_model(request, SettingsUpdate))
     given = update.model_fields_set
 
     def change(cfg: Config) -> None:
@@ -147,7 +148,7 @@ async def get_boards(request: web.Request) -> web.Response:
 
 
 async def put_board(request: web.Request) -> web.Response:
-    choice = BoardChoice.model_validate_json(await request.read())
+    choice = (await read_model(request, BoardChoice))
 
     def change(cfg: Config) -> None:
         cfg.invokeai.board_id = choice.board_id or None
@@ -198,7 +199,7 @@ async def post_image_ref(request: web.Request) -> web.Response:
 async def post_ref_image(request: web.Request) -> web.Response:
     """The context menu's "Use as Ref Image": the image's bytes (data:/blob: sources), or its http(s) URL."""
     if request.content_type == "application/json":
-        url = RefImageUrl.model_validate_json(await request.read()).url
+        url = (await read_model(request, RefImageUrl)).url
         data = await fetch_image(url)
         name = PurePosixPath(urlsplit(url).path).name or "reference"
     else:

@@ -24,6 +24,7 @@ from typing import AsyncIterator
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from photomapd.api.app import read_model
 from photomapd.api.images import album_table
 from photomapd.api.keys import EMBEDDER, SEARCH_CACHE
 from photomapd.duplicates import DEFAULT_THRESHOLD
@@ -31,7 +32,7 @@ from photomapd.search import SearchRequest, VectorCache, query_vector, search_ta
 
 
 async def post_search(request: web.Request) -> web.Response:
-    body = SearchRequest.model_validate_json(await request.read())
+    body = await read_model(request, SearchRequest)
     table = album_table(request)
     query = await query_vector(body, table, request.app[EMBEDDER])
     page = await asyncio.to_thread(search_table, table, request.app[SEARCH_CACHE], query, body)
