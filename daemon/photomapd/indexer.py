@@ -175,7 +175,7 @@ class IndexRun:
 
     def _run(self) -> AlbumTable | None:
         existing = self.store.open(self.album.key)
-        same_model = existing is not None and (existing.info.model, existing.info.pretrained) == self._wanted_info_names()
+        same_model = existing is not None and (existing.info.model, existing.info.pretrained) == self.runner.embedding_names
         embed_everything = existing is None or self.rebuild or not same_model
         if embed_everything and self.only_paths is not None:
             if existing is None:
@@ -217,16 +217,10 @@ class IndexRun:
             table.optimize()
         return table
 
-    def _wanted_info_names(self) -> tuple[str, str]:
-        from photomapd.embed import is_random_init  # light: embed's heavy imports are only torch, loaded lazily below
-
-        pretrained = "none" if is_random_init(self.runner.pretrained) else str(self.runner.pretrained)
-        return self.runner.model_name, pretrained
-
     def _open_new_table(self) -> AlbumTable:
         self._emit(phase="loading_model")
         embedder = self.runner.call_sync(lambda e: e)
-        model, pretrained = self._wanted_info_names()
+        model, pretrained = self.runner.embedding_names
         info = TableInfo(model=model, pretrained=pretrained, dim=embedder.dim)
         return self.store.open_for_indexing(self.album.key, info, rebuild=True)
 

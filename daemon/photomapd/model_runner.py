@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def is_random_init(pretrained: str | None) -> bool:
+    """`--pretrained none`: the architecture with random weights (tests, benchmarks; nothing to download)."""
+    return pretrained is None or pretrained.lower() in {"", "none", "random"}
+
+
 class ModelRunner:
     """The daemon's one model thread: loads the model lazily on first use, then runs calls one at a time, so a
     search and an index run never fight over the 2 cores with two forward passes at once."""
@@ -21,6 +26,11 @@ class ModelRunner:
         self.pretrained = pretrained
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photomap-model")
         self._embedder: Embedder | None = None
+
+    @property
+    def embedding_names(self) -> tuple[str, str]:
+        """(model, pretrained) as a table records them: vectors are comparable only between equal pairs."""
+        return self.model_name, "none" if is_random_init(self.pretrained) else str(self.pretrained)
 
     @property
     def loaded(self) -> Embedder | None:

@@ -335,10 +335,7 @@ def _decode_base64(data: str) -> bytes:
 
 def _check_same_model(table: AlbumTable, runner: ModelRunner) -> None:
     """Text and uploaded images are embedded by the daemon's model; vectors of another model are not comparable."""
-    from photomapd.embed import is_random_init  # torch: only imported once a query needs the model anyway
-
-    pretrained = "none" if is_random_init(runner.pretrained) else str(runner.pretrained)
-    if (table.info.model, table.info.pretrained) != (runner.model_name, pretrained):
+    if (table.info.model, table.info.pretrained) != runner.embedding_names:
         raise ModelMismatch()
 
 
@@ -350,7 +347,7 @@ async def query_vector(request: SearchRequest, table: AlbumTable, runner: ModelR
         return None
     texts = [text for text in (request.text, request.negative_text) if text and text.strip()]
     if texts or request.image_base64:
-        await asyncio.to_thread(_check_same_model, table, runner)  # its first call imports torch: seconds
+        _check_same_model(table, runner)
     image = None
     if request.image_id is not None:
         row = await asyncio.to_thread(table.get, request.image_id, ["vector"])
