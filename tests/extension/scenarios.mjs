@@ -9,6 +9,15 @@ async function connected(page) {
   await page.waitForSelector('body[data-connection="connected"]', { timeout: WAIT_MS });
 }
 
+/** The stored connection record once a handshake has settled ({state: 'connecting'} records carry no token). */
+async function settledConnection(page) {
+  const handle = await page.waitForFunction(async () => {
+    const { connection } = await chrome.storage.session.get('connection');
+    return connection && connection.state === 'connected' && connection;
+  }, null, { timeout: WAIT_MS });
+  return handle.jsonValue();
+}
+
 async function openView(page, view) {
   await page.click(`.tabs button[data-view="${view}"]`);
   await page.waitForSelector(`#view-${view}:not([hidden])`);
@@ -93,7 +102,7 @@ export const SCENARIOS = {
     // "connected" is set before the album list arrives: wait for the picker to be filled, not just for the state.
     await page.waitForSelector('#album-picker option', { state: 'attached', timeout: WAIT_MS });
     const albums = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
-    const session = await page.evaluate(() => chrome.storage.session.get('connection'));
+    const session = { connection: await settledConnection(page) };
     const cdp = await context.newCDPSession(page);
     await cdp.send('ServiceWorker.enable');
     await cdp.send('ServiceWorker.stopAllWorkers');
@@ -113,10 +122,7 @@ export const SCENARIOS = {
     await thumbnailsShown(page, 1);
     // Thumbnail requests sent with the stale token before the recovery may trigger one more (harmless) handshake:
     // read the record once it is settled again.
-    const recovered = await (await page.waitForFunction(async () => {
-      const stored = await chrome.storage.session.get('connection');
-      return stored.connection.state === 'connected' && stored;
-    }, null, { timeout: WAIT_MS })).jsonValue();
+    const recovered = { connection: await settledConnection(page) };
     return {
       recoveredToken: recovered.connection.token === session.connection.token,
       state: session.connection.state,
