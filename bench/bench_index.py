@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 
 from photomapd.config import AlbumConfig
-from photomapd.embed import load_embedder
-from photomapd.indexer import BATCH_SIZE, IndexProgress, IndexRun
-from photomapd.model_runner import ModelRunner
+from photomapd.model.embed import load_embedder
+from photomapd.index.run import BATCH_SIZE, IndexProgress, IndexRun
+from photomapd.model.runner import ModelRunner
 from photomapd.store import Store
 
 EDGE_PX = 1024

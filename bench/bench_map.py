@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_search import DIM, write_table  # noqa: E402
 
-from photomapd import mapclusters, mappayload, mapview  # noqa: E402
+from photomapd.map import clusters as mapclusters
+from photomapd.map import payload as mappayload
+from photomapd.map import layout as mapview  # noqa: E402
 from photomapd.store import AlbumTable  # noqa: E402
 
 TRUST_SAMPLE = 3_000

@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 
 from photomapd.config import AlbumConfig
-from photomapd.indexer import IndexProgress, IndexRun
-from photomapd.model_runner import ModelRunner
-from photomapd.scan import scan_folders
+from photomapd.index.run import IndexProgress, IndexRun
+from photomapd.model.runner import ModelRunner
+from photomapd.index.scan import scan_folders
 from photomapd.store import Store, TableInfo
 
 DIM = 512
@@ -49,7 +49,7 @@ def build_album(root: Path, count: int) -> None:
 
 
 def fill_table(store: Store, root: Path) -> None:
-    table = store.open_for_indexing("big", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM), rebuild=True)
+    table = store.create("big", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM), rebuild=True)
     rng = np.random.default_rng(0)
     rows = []
     for row_id, found in enumerate(scan_folders([str(root)]), start=1):

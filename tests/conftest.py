@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_numba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One numba cache for the whole run, daemons started as subprocesses included: UMAP's kernels compile once
+    (about a minute on 2 cores) instead of once per test's fresh cache dir."""
+    folder = tmp_path_factory.mktemp("numba-cache")
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +30,7 @@ def photomap_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 @pytest.fixture(scope="session")
 def model_runner():  # type: ignore[no-untyped-def]
     """The default architecture with random weights, built once per test run (real cost, no download)."""
-    from photomapd.model_runner import ModelRunner
+    from photomapd.model.runner import ModelRunner
 
     runner = ModelRunner("ViT-B-32", "none")
     runner.call_sync(lambda embedder: embedder)  # load now, so a test's timing doesn't include it

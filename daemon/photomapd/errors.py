@@ -290,3 +290,30 @@ class FileOutsideAlbum(PhotoMapError):
     status = 404  # not 403: the extension reads 401/403 as "wrong daemon token or origin"
     code = "file_outside_album"
     message = "The image file is no longer inside this album's folders"
+
+
+# --- ref images and InvokeAI logins (DESIGN §13) --------------------------------------------------------------------
+
+
+class RefAddressRefused(RefImageInvalid):
+    message = (
+        "PhotoMap only downloads images from public internet addresses (and from your InvokeAI server): "
+        "that address is on this computer or a private network"
+    )
+
+
+class RefDownloadTooSlow(RefImageInvalid):
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(f"Could not download the image: the server took more than {deadline_s:g} s")
+
+
+class RefBytesNotImage(RefImageInvalid):
+    """Bytes the extension sent (or an album file) that Pillow can't open: no address is involved."""
+
+    message = "The data sent is not an image PhotoMap can read (PNG, JPEG, WebP, GIF, BMP or TIFF)"
+
+
+class AuthUsernameNotEmail(AuthRejected):
+    """A multi-user server validates the login name as an email address before it checks the password (422)."""
+
+    message = "InvokeAI rejected the username: it must be the email address you log in to InvokeAI with"

@@ -1,126 +1,432 @@
-"""The daemon's index jobs: at most one run per album at a time, in a worker thread, with progress fanned out to
-every SSE listener. Watcher change sets that arrive during a run are merged and run right after it."""
+"""`AlbumJobs`: the one owner of every album's work (DESIGN §10).
+
+Index runs, watcher change sets, Re-layout, rebuilds and deletion go through one queue per album, so two writers
+never touch one table: a second request for an album joins (or queues behind) the work under way. Row ids are
+allocated here; the vector matrices and the map's placement model are cached here. Work runs on the owner's own
+bounded thread pool ("photomap-job"), never on the default executor the API's short reads use, so an hour-long index
+run can't starve a search.
+
+The daemon holds one (an AppKey); the CLI builds the same object when no daemon runs, under the instance lock.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from typing import Callable
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
 
-from photomapd.albums import find_album
+import numpy as np
+from pydantic import BaseModel
+
+from photomapd import albums as album_rules
+from photomapd import thumbs
 from photomapd.config import ConfigStore
-from photomapd.errors import AlbumNotFound, IndexBusy
-from photomapd.indexer import IndexProgress, IndexRun
-from photomapd.model_runner import ModelRunner
-from photomapd.store import AlbumTable, Store
+from photomapd.errors import NotIndexed, PhotoMapError
+from photomapd.index.progress import IndexProgress
+from photomapd.index.run import IdAllocator, IndexRun
+from photomapd.map import layout
+from photomapd.model.runner import ModelRunner
+from photomapd.search.vectors import VectorCache, ensure_ann_index
+from photomapd.store import AlbumTable, Store, TableInfo
 
 log = logging.getLogger(__name__)
 
-AfterRun = Callable[[AlbumTable, IndexProgress], None]
+# Albums working at once: each run already overlaps decoding with the model thread, and the model thread is shared,
+# so a third concurrent album would only queue at the model; two lets a relayout of one album overlap another's index.
+JOB_WORKERS = 2
 SUBSCRIBER_QUEUE = 256  # events kept for a slow listener; older ones are dropped (the newest says it all)
+KEPT_RUN_RESULTS = 8  # finished runs whose result `finished` can still hand out, per album
+Mode = Literal["update", "rebuild"]
 
 
-class IndexJobs:
-    def __init__(self, store: Store, runner: ModelRunner, config_store: ConfigStore, after_run: AfterRun | None) -> None:
+class MapJob(BaseModel):
+    """One re-layout's progress, as the relayout routes report it."""
+
+    album: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"] = "queued"
+    done: int = 0
+    total: int = 0
+    layout_version: int | None = None  # the new layout's, once done
+    message: str | None = None
+    started_at: float
+    finished_at: float | None = None
+
+
+class _Stopped(Exception):
+    """Raised from a map progress callback so a layout stops between chunks when asked to."""
+
+
+@dataclass
+class _IndexWork:
+    mode: Mode
+    paths: set[str] | None  # a watcher's change set; None = scan everything
+    progress: IndexProgress
+    done: asyncio.Future[IndexProgress]
+
+    def merge(self, mode: Mode, paths: set[str] | None) -> None:
+        if mode == "rebuild":
+            self.mode, self.progress.mode = "rebuild", "rebuild"
+        self.paths = None if paths is None or self.paths is None else self.paths | paths
+
+
+@dataclass
+class _Album:
+    """The owner's state for one album."""
+
+    key: str
+    progress: IndexProgress
+    pending_index: _IndexWork | None = None
+    pending_relayout: MapJob | None = None
+    relayout: MapJob | None = None  # the latest, for GET …/map/relayout
+    drain: asyncio.Task[None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)  # of the work running now
+    ids: IdAllocator | None = None
+    next_run_id: int = 1
+    subscribers: set[asyncio.Queue[IndexProgress]] = field(default_factory=set)
+    runs: dict[int, asyncio.Future[IndexProgress]] = field(default_factory=dict)  # by run id: queued, running, recent
+    needs_check: bool = False  # check (and repair) the table before any other work: queued once at start-up
+    resume: Mode | None = None  # the run a killed daemon left unfinished, queued after the check
+
+
+def drop_album_data(store: Store, album_key: str) -> None:
+    """The one deletion path for everything derived from an album's images (tables, map files, thumbnails); the
+    image files themselves are never touched. Blocking."""
+    store.drop(album_key)
+    layout.drop_map(album_key)
+    thumbs.forget_album(album_key)
+
+
+class AlbumJobs:
+    def __init__(
+        self, store: Store, runner: ModelRunner, config_store: ConfigStore, *, refresh_map: bool = True
+    ) -> None:
         self.store = store
         self.runner = runner
         self.config_store = config_store
-        self.after_run = after_run
-        self._progress: dict[str, IndexProgress] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stops: dict[str, threading.Event] = {}
-        self._queued_paths: dict[str, set[str] | None] = {}  # None = a full update is queued
-        self._subscribers: dict[str, set[asyncio.Queue[IndexProgress]]] = {}
+        self.refresh_map = refresh_map  # the CLI's --no-map turns the post-run map update off
+        self.vectors = VectorCache()
+        self.reducers = layout.ReducerCache()
+        self._pool = ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="photomap-job")
+        self._albums: dict[str, _Album] = {}
         self._closing = False
+
+    def _album(self, album_key: str) -> _Album:
+        state = self._albums.get(album_key)
+        if state is None:
+            state = self._albums[album_key] = _Album(album_key, IndexProgress(album=album_key))
+        return state
 
     # --- state ------------------------------------------------------------------------------------------------------
 
     def progress(self, album_key: str) -> IndexProgress:
-        return self._progress.get(album_key) or IndexProgress(album=album_key)
+        return self._album(album_key).progress
 
     def is_running(self, album_key: str) -> bool:
-        task = self._tasks.get(album_key)
-        return task is not None and not task.done()
+        """Is an index run going or queued for the album?"""
+        state = self._albums.get(album_key)
+        return state is not None and (state.progress.state == "running" or state.pending_index is not None)
 
-    # --- starting runs ----------------------------------------------------------------------------------------------
+    def relayout_job(self, album_key: str) -> MapJob | None:
+        state = self._albums.get(album_key)
+        return None if state is None else state.pending_relayout or state.relayout
 
-    def start(self, album_key: str, mode: str = "update") -> IndexProgress:
-        """Start an Update Index / Rebuild; refused while one runs (the panel shows that run's progress)."""
-        find_album(self.config_store.current, album_key)
-        if self.is_running(album_key):
-            raise IndexBusy()
-        self._launch(album_key, rebuild=(mode == "rebuild"), only_paths=None)
-        return self.progress(album_key)
+    # --- requests ---------------------------------------------------------------------------------------------------
+
+    def request_index(self, album_key: str, mode: Mode = "update", paths: set[str] | None = None) -> IndexProgress:
+        """Queue an Update Index / Rebuild (or a watcher's change set); joins a run already queued. Returns the
+        queued run's progress, whose `run_id` the caller can follow on the progress stream."""
+        album_rules.find_album(self.config_store.current, album_key)
+        return self._queue_index(album_key, mode, paths).progress.model_copy()
+
+    async def run_index(self, album_key: str, mode: Mode = "update") -> IndexProgress:
+        """Queue a run and wait for it to end (the CLI without a daemon, tests)."""
+        album_rules.find_album(self.config_store.current, album_key)
+        return await asyncio.shield(self._queue_index(album_key, mode, None).done)
+
+    async def finished(self, album_key: str, run_id: int) -> IndexProgress:
+        """Wait for run `run_id` of the album (queued, running or just ended) to end."""
+        future = self._album(album_key).runs.get(run_id)
+        if future is None:
+            raise KeyError(f"no run {run_id} of {album_key}")
+        return await asyncio.shield(future)
 
     def files_changed(self, album_key: str, paths: set[str] | None) -> None:
         """A watcher saw changes (None: something too broad for a path list, e.g. a folder moved)."""
-        if self._closing:
+        if self._closing or not any(album.key == album_key for album in self.config_store.current.albums):
             return
-        if self.is_running(album_key):
-            queued = self._queued_paths.get(album_key, set())
-            self._queued_paths[album_key] = None if paths is None or queued is None else queued | paths
-            return
-        self._launch(album_key, rebuild=False, only_paths=paths)
+        self._queue_index(album_key, "update", paths)
 
-    def _launch(self, album_key: str, rebuild: bool, only_paths: set[str] | None) -> None:
-        album = find_album(self.config_store.current, album_key)
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
+    def _queue_index(self, album_key: str, mode: Mode, paths: set[str] | None) -> _IndexWork:
+        state = self._album(album_key)
+        if state.pending_index is not None:
+            state.pending_index.merge(mode, paths)
+        else:
+            run_id, state.next_run_id = state.next_run_id, state.next_run_id + 1
+            progress = IndexProgress(album=album_key, run_id=run_id, mode=mode, state="queued", phase="queued")
+            future: asyncio.Future[IndexProgress] = asyncio.get_running_loop().create_future()
+            state.pending_index = _IndexWork(mode, paths, progress, future)
+            state.runs[run_id] = future
+            for old in sorted(state.runs)[:-KEPT_RUN_RESULTS]:
+                if state.runs[old].done():
+                    del state.runs[old]
+        self._ensure_draining(state)
+        return state.pending_index
 
-        def publish(progress: IndexProgress) -> None:
-            loop.call_soon_threadsafe(self._publish, progress)
+    def request_relayout(self, album_key: str) -> MapJob:
+        """Queue a full refit of the album's map (after any index run ahead of it); a second request joins it."""
+        album_rules.find_album(self.config_store.current, album_key)
+        state = self._album(album_key)
+        if state.relayout is not None and state.relayout.state == "running":
+            return state.relayout
+        if state.pending_relayout is None:
+            state.pending_relayout = MapJob(album=album_key, started_at=time.time())
+        self._ensure_draining(state)
+        return state.pending_relayout
 
-        run = IndexRun(
-            album, self.store, self.runner, rebuild=rebuild, only_paths=only_paths, on_progress=publish, stop=stop,
-            after_run=self.after_run,
-        )
-        self._stops[album_key] = stop
-        self._progress[album_key] = run.progress.model_copy(update={"state": "running", "phase": "scanning"})
-        self._tasks[album_key] = loop.create_task(self._run(album_key, run), name=f"index-{album_key}")
+    async def wait_relayout(self, album_key: str) -> MapJob | None:
+        state = self._albums.get(album_key)
+        while state is not None and state.drain is not None and not state.drain.done():
+            await asyncio.shield(state.drain)
+        return self.relayout_job(album_key)
 
-    async def _run(self, album_key: str, run: IndexRun) -> None:
-        try:
-            await asyncio.to_thread(run.run)
-        finally:
-            has_queued = album_key in self._queued_paths
-            queued = self._queued_paths.pop(album_key, None)
-            if has_queued and not self._closing and not run.stop.is_set():
-                try:
-                    self._launch(album_key, rebuild=False, only_paths=queued)
-                except AlbumNotFound:  # removed while the run went on
-                    log.debug("queued update for %s dropped", album_key)
+    def resume_interrupted(self) -> None:
+        """At start-up: queue a check of every album's table (repairing what an older version broke) and the runs a
+        killed daemon left unfinished; both go through the albums' queues like any other work."""
+        interrupted = self.store.interrupted_runs()
+        for album in self.config_store.current.albums:
+            state = self._album(album.key)
+            state.needs_check, state.resume = True, interrupted.get(album.key)
+            self._ensure_draining(state)
+
+    def _check(self, state: _Album) -> bool:
+        """Orphaned tables dropped, invariants repaired; True when rows were changed (then an update follows)."""
+        self.store.drop_orphans()
+        table = self.store.open(state.key)
+        return table is not None and table.repair().changed
 
     # --- progress fan-out -------------------------------------------------------------------------------------------
 
     def _publish(self, progress: IndexProgress) -> None:
-        self._progress[progress.album] = progress
-        for queue in list(self._subscribers.get(progress.album, ())):
+        state = self._album(progress.album)
+        state.progress = progress
+        for queue in list(state.subscribers):
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(progress)
 
     def subscribe(self, album_key: str) -> asyncio.Queue[IndexProgress]:
         queue: asyncio.Queue[IndexProgress] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
-        self._subscribers.setdefault(album_key, set()).add(queue)
+        self._album(album_key).subscribers.add(queue)
         return queue
 
     def unsubscribe(self, album_key: str, queue: asyncio.Queue[IndexProgress]) -> None:
-        self._subscribers.get(album_key, set()).discard(queue)
+        self._album(album_key).subscribers.discard(queue)
 
-    # --- stopping ---------------------------------------------------------------------------------------------------
+    # --- the per-album queue ----------------------------------------------------------------------------------------
+
+    def _ensure_draining(self, state: _Album) -> None:
+        if self._closing:
+            return
+        if state.drain is None or state.drain.done():
+            state.drain = asyncio.get_running_loop().create_task(self._drain(state), name=f"album-{state.key}")
+
+    async def _drain(self, state: _Album) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            if state.needs_check:
+                state.needs_check = False
+                repaired = await loop.run_in_executor(self._pool, self._check, state)
+                if state.resume is not None or repaired:
+                    log.info("resuming the %s run of %s", state.resume or "update", state.key)
+                    self._queue_index(state.key, state.resume or "update", None)
+                state.resume = None
+            elif state.pending_index is not None:
+                work, state.pending_index = state.pending_index, None
+                state.stop = threading.Event()
+                result = await loop.run_in_executor(self._pool, self._run_index, state, work, loop)
+                if not work.done.done():
+                    work.done.set_result(result)
+            elif state.pending_relayout is not None:
+                job, state.pending_relayout = state.pending_relayout, None
+                state.relayout, state.stop = job, threading.Event()
+                await loop.run_in_executor(self._pool, self._run_relayout, state, job)
+            else:
+                return
+
+    # --- index runs (on a job thread) -------------------------------------------------------------------------------
+
+    def _ids(self, state: _Album) -> IdAllocator:
+        if state.ids is None:
+            tables = [self.store.open(state.key), self.store.open_staging(state.key)]
+            state.ids = IdAllocator(max((table.max_id() for table in tables if table is not None), default=0) + 1)
+        return state.ids
+
+    def _run_index(self, state: _Album, work: _IndexWork, loop: asyncio.AbstractEventLoop) -> IndexProgress:
+        progress = work.progress
+
+        def publish(update: IndexProgress) -> None:
+            loop.call_soon_threadsafe(self._publish, update)
+
+        def emit(**changes: object) -> None:
+            for name, value in changes.items():
+                setattr(progress, name, value)
+            publish(progress.model_copy(deep=True))
+
+        emit(state="running", phase="scanning", started_at=time.time())
+        is_replacement = False
+        try:
+            album = album_rules.find_album(self.config_store.current, state.key)
+            live = self.store.open(state.key)
+            if live is None and work.paths is not None:
+                emit(state="done", phase="done", finished_at=time.time())  # a watcher event waits for a first index
+                return progress
+            is_replacement = live is not None and (
+                work.mode == "rebuild" or not live.info.is_made_by(self.runner.embedding_names)
+            )
+            self.store.mark_interrupted(state.key, "rebuild" if is_replacement else "update")
+            if live is None:
+                emit(phase="loading_model")
+                table = self.store.create(state.key, self._table_info())
+            elif is_replacement:
+                emit(phase="loading_model")
+                table = self.store.staging(state.key, self._table_info())
+            else:
+                table = live
+            known_ids = {path: row.id for path, row in live.stat_index().items()} if is_replacement and live else {}
+            run = IndexRun(
+                album, table, self.runner, self._ids(state), is_replacement=is_replacement, known_ids=known_ids,
+                only_paths=work.paths, progress=progress, on_progress=publish, stop=state.stop,
+            )  # fmt: skip
+            run.run()
+            if state.stop.is_set():
+                self._end_stopped(state, is_replacement)
+                emit(state="cancelled", phase="done", finished_at=time.time())
+                return progress
+            if is_replacement:
+                emit(phase="swapping")
+                table = self.store.swap_in_staging(state.key)
+                self.vectors.forget_album(state.key)
+            emit(phase="optimizing")
+            table.compact()
+            table.ensure_scalar_indexes()
+            self.store.mark_interrupted(state.key, None)
+            if self.refresh_map:
+                emit(phase="mapping")
+                self._refresh_derived(table, state.key, progress)
+            emit(state="done", phase="done", finished_at=time.time(), eta_s=0.0)
+        except PhotoMapError as exc:  # a user-level problem (folder unplugged, album removed): its message says it all
+            log.warning("index run for %s stopped: %s", state.key, exc.message)
+            self._end_failed(state)
+            emit(state="failed", message=exc.message, finished_at=time.time())
+        except Exception as exc:
+            log.exception("index run for %s failed", state.key)
+            self._end_failed(state)
+            emit(state="failed", message=f"{exc.__class__.__name__}: {exc}", finished_at=time.time())
+        return progress
+
+    def _table_info(self) -> TableInfo:
+        embedder = self.runner.call_sync(lambda e: e)
+        model, pretrained = self.runner.embedding_names
+        return TableInfo(model=model, pretrained=pretrained, dim=embedder.dim)
+
+    def _end_stopped(self, state: _Album, is_replacement: bool) -> None:
+        """A daemon shutting down keeps the run marked interrupted (the next start resumes it, staging table and
+        all); a user's Cancel ends it: a cancelled rebuild's staging table goes, committed updates stay."""
+        if self._closing:
+            return
+        self.store.mark_interrupted(state.key, None)
+        if is_replacement:
+            self.store.drop_staging(state.key)
+
+    def _end_failed(self, state: _Album) -> None:
+        # Not resumed at the next start: the same failure would come back at every start. Update Index retries.
+        try:
+            self.store.mark_interrupted(state.key, None)
+        except Exception:
+            log.warning("could not clear the interrupted mark of %s", state.key, exc_info=True)
+
+    def _encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        return self.runner.call_sync(lambda embedder, batch: embedder.encode_texts(batch), list(texts))
+
+    def _refresh_derived(self, table: AlbumTable, album_key: str, progress: IndexProgress) -> None:
+        """The ANN index and the map are derived from committed rows: if refreshing them fails, the index run still
+        succeeded, and the next run (or Re-layout) tries again."""
+        try:
+            ensure_ann_index(table)
+            layout.refresh_map(table, album_key, encode_text=self._encode_text, reducers=self.reducers)
+        except Exception as exc:
+            log.exception("updating the map of %s failed", album_key)
+            progress.message = f"Images indexed, but the map could not be updated: {exc.__class__.__name__}: {exc}"
+
+    # --- re-layout (on a job thread) --------------------------------------------------------------------------------
+
+    def _run_relayout(self, state: _Album, job: MapJob) -> None:
+        stop = state.stop
+
+        def report(done: int, total: int) -> None:  # plain attribute writes, read by the relayout route
+            if stop.is_set():
+                raise _Stopped()
+            job.done, job.total = done, total
+
+        job.state = "running"
+        try:
+            table = self.store.open(state.key)
+            if table is None:
+                raise NotIndexed()
+            result = layout.refresh_map(
+                table, state.key, force_refit=True, progress=report, encode_text=self._encode_text,
+                reducers=self.reducers,
+            )  # fmt: skip
+            job.state, job.layout_version = "done", result.layout_version
+        except _Stopped:
+            job.state = "cancelled"
+        except Exception as exc:  # reported on the job; the daemon keeps serving the old layout
+            log.exception("re-layout of %s failed", state.key)
+            job.state, job.message = "failed", getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"
+        finally:
+            job.finished_at = time.time()
+
+    # --- stopping and deleting --------------------------------------------------------------------------------------
 
     async def cancel(self, album_key: str) -> None:
-        """Stop after the batch in flight is committed (nothing half-written), and wait for it."""
-        self._queued_paths.pop(album_key, None)
-        stop = self._stops.get(album_key)
-        if stop is not None:
-            stop.set()
-        task = self._tasks.get(album_key)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+        """Drop the album's queued work and stop what runs after the batch in flight is committed (nothing
+        half-written); wait for it."""
+        state = self._albums.get(album_key)
+        if state is None:
+            return
+        pending, state.pending_index, state.pending_relayout = state.pending_index, None, None
+        if pending is not None and not pending.done.done():
+            pending.progress.state, pending.progress.phase = "cancelled", "done"
+            pending.done.set_result(pending.progress)
+            self._publish(pending.progress.model_copy())  # a CLI following that run id learns it won't run
+        state.stop.set()
+        if state.drain is not None:
+            await asyncio.gather(state.drain, return_exceptions=True)
+
+    async def delete_album(self, album_key: str) -> None:
+        """Remove the album from the config and drop everything derived from it, after its work has stopped."""
+        album_rules.find_album(self.config_store.current, album_key)
+        await self.cancel(album_key)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, album_rules.remove_album, self.config_store, album_key)
+        await loop.run_in_executor(self._pool, drop_album_data, self.store, album_key)
+        self.vectors.forget_album(album_key)
+        self._albums.pop(album_key, None)
 
     async def close(self) -> None:
+        """Stop every album's work after its batch in flight; interrupted runs resume at the next start."""
         self._closing = True
-        for album_key in list(self._tasks):
-            await self.cancel(album_key)
+        for album_key in list(self._albums):
+            state = self._albums[album_key]
+            state.stop.set()
+        drains = [state.drain for state in self._albums.values() if state.drain is not None]
+        await asyncio.gather(*drains, return_exceptions=True)
+        for state in self._albums.values():
+            if state.pending_index is not None and not state.pending_index.done.done():
+                state.pending_index.done.cancel()
+        self._pool.shutdown(wait=True)
+

@@ -1,24 +1,40 @@
 """LanceDB tables: one per album, the single source of truth for what is indexed.
 
-This is the only module that imports lancedb. Its API is synchronous (LanceDB's sync client); async callers wrap
-calls in `asyncio.to_thread`. Every write is one atomic LanceDB version, so a process killed between writes leaves
-the table exactly as the last finished batch left it.
+This is the only module that imports lancedb. Its API is synchronous (LanceDB's sync client); async callers run it
+in an executor. Every write is one atomic LanceDB version, so a process killed between writes leaves the table
+exactly as the last finished batch left it.
+
+The store owns what makes reads cheap and writes safe:
+- Tables are opened once and cached; each `AlbumTable` carries a `version` token that changes with every write made
+  through it, so caches key on it without asking LanceDB (listing versions costs O(commits) per call).
+- Old versions are pruned after each run (`compact`), keeping a few for safety.
+- A rebuild or a model change writes into a *staging* table named in `index/albums.json` and is swapped in by one
+  atomic rewrite of that file, so the old index stays searchable throughout and a killed rebuild leaves it intact.
+- `repair` restores the invariants an older version could break: `path` unique, `id` unique, vectors finite and
+  unit-length.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import threading
+import time
+import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.pydantic import LanceModel, Vector
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
+
+from photomapd import config
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +44,16 @@ _META_PREFIX = b"photomap."
 STAT_COLUMNS = ["id", "path", "mtime_ns", "size"]
 # Non-null columns a writer may leave out (Arrow does not apply the row model's defaults).
 _ROW_DEFAULTS: dict[str, Any] = {"loras": [], "has_recallable": False, "metadata_json": "{}"}
+# Versions kept after pruning: enough to read a table while a write lands, few enough that a gallery watched for a
+# year does not keep a year of manifests (every 32-image batch is one version).
+KEEP_VERSIONS = 4
+# A vector whose norm is off by more than this was not written by our embedder (which normalizes in float32).
+UNIT_NORM_TOLERANCE = 1e-3
+# Scalar indexes pay once a plain scan is slow: at 100k rows `id = N` scans ~10 ms, the BTREE answers in ~1 ms
+# (BENCHMARKS.md "Search"). Below this a scan is as fast and the index is only upkeep.
+SCALAR_INDEX_MIN_ROWS = 20_000
+SCALAR_INDEXED_COLUMNS = ("id", "path")
+CATALOG_FORMAT = 1
 
 
 class TableInfo(BaseModel):
@@ -55,8 +81,9 @@ class TableInfo(BaseModel):
         except ValueError:
             return None
 
-    def same_embedding(self, other: TableInfo) -> bool:
-        return (self.model, self.pretrained, self.dim) == (other.model, other.pretrained, other.dim)
+    def is_made_by(self, embedding_names: tuple[str, str]) -> bool:
+        """The one "same model?" check: vectors are comparable only between equal (model, pretrained) pairs."""
+        return (self.model, self.pretrained) == embedding_names
 
 
 def image_row_model(dim: int) -> type[LanceModel]:
@@ -81,7 +108,7 @@ def image_row_model(dim: int) -> type[LanceModel]:
         loras: list[str] = []
         has_recallable: bool = False
         metadata_json: str = "{}"
-        x: float | None = None  # map position, filled by mapview
+        x: float | None = None  # map position, filled by map/layout.py
         y: float | None = None
         cluster: int | None = None
 
@@ -99,6 +126,11 @@ def sql_like_prefix(prefix: str) -> str:
     return sql_quote(escaped + "%") + " ESCAPE '\\'"
 
 
+def id_list(ids: Iterable[int]) -> str:
+    """`1,2,3` for an `id IN (...)` clause; ints only, so nothing else can reach the SQL."""
+    return ",".join(str(int(i)) for i in ids)
+
+
 @dataclass(frozen=True)
 class StatRow:
     id: int
@@ -106,18 +138,52 @@ class StatRow:
     size: int
 
 
-class AlbumTable:
-    """One album's rows."""
+class InvariantViolation(ValueError):
+    """A write that would break a table invariant (a non-finite or non-unit vector): a bug upstream, never stored."""
 
-    def __init__(self, table: Any, info: TableInfo) -> None:
+
+@dataclass(frozen=True)
+class RepairReport:
+    duplicate_paths: int = 0  # rows dropped because a newer row has the same path
+    reassigned_ids: int = 0  # rows that shared an id with another path and got a fresh one
+    bad_vectors: int = 0  # rows dropped because their vector was not finite or not unit-length (re-embedded later)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.duplicate_paths or self.reassigned_ids or self.bad_vectors)
+
+
+def check_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows whose vector is finite and unit-length."""
+    finite = np.isfinite(vectors).all(axis=1)
+    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0), axis=1)
+    return finite & (np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE)
+
+
+class AlbumTable:
+    """One album's rows. Writes go through the album's owner (`jobs.AlbumJobs`); reads may come from any thread."""
+
+    def __init__(self, table: Any, info: TableInfo, serial: int) -> None:
         self._table = table
         self.info = info
+        self.name: str = table.name
         self.schema: pa.Schema = table.schema
+        self._serial = serial  # unique per opened table in this process: a re-created table never reuses a token
+        self._writes = 0
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes after every write made through this object (bumped once the write has landed): what caches key
+        on. Costs nothing, unlike asking LanceDB for its versions."""
+        return self._serial, self._writes
+
+    def _wrote(self) -> None:
+        self._writes += 1
 
     # --- reads ------------------------------------------------------------------------------------------------------
 
-    def count(self) -> int:
-        return int(self._table.count_rows())
+    def count(self, condition: str | None = None) -> int:
+        return int(self._table.count_rows(condition))
 
     def stat_index(self) -> dict[str, StatRow]:
         """path → (id, mtime_ns, size) for every row: all the diff needs, without reading vectors."""
@@ -129,7 +195,7 @@ class AlbumTable:
 
     def max_id(self) -> int:
         ids = self.arrow(["id"]).column("id")
-        return int(pa.compute.max(ids).as_py() or 0) if len(ids) else 0
+        return int(pc.max(ids).as_py() or 0) if len(ids) else 0
 
     def get(self, row_id: int, columns: list[str] | None = None) -> dict[str, Any] | None:
         rows = self.where(f"id = {int(row_id)}", columns=columns, limit=1)
@@ -154,34 +220,61 @@ class AlbumTable:
         flat = table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
         return ids, flat.reshape(len(ids), self.info.dim).astype(np.float32, copy=False)
 
-    def search(self) -> Any:
-        """LanceDB's query builder on the vector column, for search.py (cosine)."""
-        return self._table.search(vector_column_name="vector")
+    def take_offsets(self, offsets: list[int], columns: list[str]) -> pa.Table:
+        """Rows by their position in scan order (~2 ms for a page, against ~10 ms for an `id IN` scan at 100k)."""
+        return self._table.take_offsets(offsets).select(columns).to_arrow()
 
-    @property
-    def lance_table(self) -> Any:
-        return self._table
+    def nearest(
+        self, query: np.ndarray, *, limit: int, nprobes: int, refine_factor: int, columns: list[str], where: str | None
+    ) -> pa.Table:
+        """The `limit` rows nearest `query` by the ANN index (cosine), with a `_distance` column."""
+        builder = (
+            self._table.search(query, vector_column_name="vector")
+            .distance_type("cosine")
+            .nprobes(nprobes)
+            .refine_factor(refine_factor)
+            .select(columns)
+            .limit(limit)
+        )
+        if where is not None:
+            builder = builder.where(where, prefilter=True)
+        return builder.to_arrow()
+
+    def has_vector_index(self) -> bool:
+        return any("vector" in index.columns for index in self._table.list_indices())
+
+    def _indexed_columns(self) -> set[str]:
+        return {column for index in self._table.list_indices() for column in index.columns}
 
     # --- writes (each one atomic) -----------------------------------------------------------------------------------
 
     def upsert(self, rows: Iterable[dict[str, Any]]) -> Any:
-        """Insert new paths and replace changed ones in one commit; returns LanceDB's MergeResult counts."""
+        """Insert new paths and replace changed ones in one commit; returns LanceDB's MergeResult counts.
+
+        Refuses (InvariantViolation) a batch with a non-finite or non-unit vector, or with one path twice: what the
+        table holds must always be searchable as it is.
+        """
         data = pa.Table.from_pylist([{**_ROW_DEFAULTS, **row} for row in rows], schema=self.schema)
         if data.num_rows == 0:
             return None
-        return (
-            self._table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
-        )
+        flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+        if not check_vectors(flat.reshape(data.num_rows, self.info.dim)).all():
+            raise InvariantViolation("refusing to store a vector that is not finite and unit-length")
+        if pc.count_distinct(data.column("path")).as_py() != data.num_rows:
+            raise InvariantViolation("refusing to store one path twice in a batch")
+        result = self._table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        self._wrote()
+        return result
 
     def delete_ids(self, ids: Iterable[int]) -> int:
-        id_list = sorted({int(i) for i in ids})
-        if not id_list:
+        id_values = sorted({int(i) for i in ids})
+        if not id_values:
             return 0
         # Chunked so the SQL text stays small for huge deletions.
-        for start in range(0, len(id_list), 10_000):
-            chunk = id_list[start : start + 10_000]
-            self._table.delete(f"id IN ({','.join(map(str, chunk))})")
-        return len(id_list)
+        for start in range(0, len(id_values), 10_000):
+            self._table.delete(f"id IN ({id_list(id_values[start : start + 10_000])})")
+            self._wrote()
+        return len(id_values)
 
     def update_columns(self, rows: list[dict[str, Any]], key: str = "id") -> Any:
         """Replace some columns (e.g. x, y, cluster) of existing rows, matched on `key`, in one commit."""
@@ -190,58 +283,312 @@ class AlbumTable:
         names = list(rows[0])
         fields = [self.schema.field(name) for name in names]
         data = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-        return self._table.merge_insert(key).when_matched_update_all().execute(data)
+        result = self._table.merge_insert(key).when_matched_update_all().execute(data)
+        self._wrote()
+        return result
 
-    def optimize(self) -> None:
-        """Compact small fragments and prune old versions; after a large update, not after every batch."""
+    def create_vector_index(self, num_partitions: int, num_sub_vectors: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the keyword form needs no lancedb config classes
+            self._table.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                index_type="IVF_PQ",
+                num_partitions=num_partitions,
+                num_sub_vectors=num_sub_vectors,
+                replace=True,
+            )
+        self._wrote()
+
+    def ensure_scalar_indexes(self) -> None:
+        """BTREE indexes on `id` (every thumbnail, file and drawer request looks one up) and `path` (the upsert's
+        merge key) once the table is big enough for them to pay; `compact` keeps them current."""
+        if self.count() < SCALAR_INDEX_MIN_ROWS:
+            return
+        existing = self._indexed_columns()
+        for column in SCALAR_INDEXED_COLUMNS:
+            if column not in existing:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # create_scalar_index is "deprecated" in favour of config classes
+                    self._table.create_scalar_index(column, index_type="BTREE")
+                self._wrote()
+
+    def compact(self) -> None:
+        """Merge small fragments, fold new rows into the indexes, and prune all but the newest KEEP_VERSIONS.
+
+        Housekeeping: a failure is logged and never fails the run that asked for it.
+        """
         try:
-            self._table.optimize()
-        except Exception:  # optimisation is housekeeping: a failure must not fail the index run
-            log.warning("optimize failed for %s", self._table.name, exc_info=True)
+            self._table.optimize(cleanup_older_than=self._age_of_oldest_kept_version())
+        except Exception:
+            log.warning("compacting %s failed", self.name, exc_info=True)
+        finally:
+            self._wrote()  # compaction moves rows: offsets cached against the old layout are no longer valid
+
+    def _age_of_oldest_kept_version(self) -> timedelta:
+        # Listing versions costs O(versions): fine here (once per run, on the owner's thread), never on a read path.
+        stamps = sorted((entry["timestamp"] for entry in self._table.list_versions()), reverse=True)
+        if len(stamps) <= KEEP_VERSIONS:
+            return timedelta(days=3650)  # nothing to prune
+        cutoff = stamps[KEEP_VERSIONS - 1]
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=timezone.utc)
+        return max(datetime.now(timezone.utc) - cutoff, timedelta(0))
+
+    def version_count(self) -> int:
+        """How many versions are kept on disk (benchmarks and tests; a write-path cost, never called on reads)."""
+        return len(self._table.list_versions())
+
+    # --- invariants -------------------------------------------------------------------------------------------------
+
+    def repair(self, check_vectors_too: bool = True) -> RepairReport:
+        """Restore `path` unique, `id` unique and (optionally) vectors finite and unit-length.
+
+        Duplicate paths keep the newest row (largest mtime_ns, then largest id); an id shared by several paths stays
+        with one of them and the others get fresh ids; rows with a damaged vector are dropped, so the next update
+        finds their files new and embeds them again. Each fix is an atomic commit; nothing a user indexed is lost
+        that an update cannot bring back.
+        """
+        rows = self._table.search().with_row_id(True).select(["id", "path", "mtime_ns"]).to_arrow()
+        row_ids = rows.column("_rowid").to_numpy()
+        ids = rows.column("id").to_numpy()
+        paths = rows.column("path").to_pylist()
+        mtimes = rows.column("mtime_ns").to_numpy()
+        # Newest first, so the first row seen per path is the one kept.
+        order = np.lexsort((-ids, -mtimes))
+        seen_paths: set[str] = set()
+        drop: list[int] = []
+        for i in order.tolist():
+            if paths[i] in seen_paths:
+                drop.append(int(row_ids[i]))
+            else:
+                seen_paths.add(paths[i])
+        dropped = set(drop)
+        if drop:
+            self._table.delete(f"_rowid IN ({id_list(drop)})")
+            self._wrote()
+        owner_of: dict[int, str] = {}
+        collisions: list[str] = []
+        for i in range(len(ids)):
+            if int(row_ids[i]) in dropped:
+                continue
+            if int(ids[i]) in owner_of:
+                collisions.append(paths[i])
+            else:
+                owner_of[int(ids[i])] = paths[i]
+        next_id = (max(owner_of) if owner_of else 0) + 1
+        for path in collisions:
+            self._table.update(where=f"path = {sql_quote(path)}", values={"id": next_id})
+            self._wrote()
+            next_id += 1
+        bad = 0
+        if check_vectors_too:
+            bad = self._drop_bad_vectors()
+        report = RepairReport(duplicate_paths=len(drop), reassigned_ids=len(collisions), bad_vectors=bad)
+        if report.changed:
+            log.warning("repaired table %s: %s", self.name, report)
+        return report
+
+    def _drop_bad_vectors(self) -> int:
+        ids, vectors = self.vectors()
+        bad_ids = ids[~check_vectors(vectors)] if len(ids) else ids
+        if len(bad_ids):
+            self.delete_ids(bad_ids.tolist())
+        return int(len(bad_ids))
+
+
+# --- the catalog: which LanceDB table is each album's, and what is being built ---------------------------------------
+
+
+class AlbumEntry(BaseModel):
+    table: str  # the live table
+    staging: str | None = None  # a rebuild or model change being built; swapped in when complete
+    generation: int = 0  # for naming the next staging table
+    interrupted: Literal["update", "rebuild"] | None = None  # a run that started and has not finished
+
+
+class Catalog(BaseModel):
+    format: int = CATALOG_FORMAT
+    albums: dict[str, AlbumEntry] = Field(default_factory=dict)
 
 
 class Store:
-    """The LanceDB database in the data dir; one table per album key."""
+    """The LanceDB database in the data dir: one live table per album key (plus, during a rebuild, its staging
+    table), opened once and cached. `index/albums.json` names them; it is rewritten atomically on every change."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
+        """`read_only`: a process that reads while the daemon writes (the CLI's search): every read then checks for
+        the writer's newer commits. The writer itself sees its own writes, so its reads skip that check."""
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self._db = lancedb.connect(str(root))
+        self.read_only = read_only
+        self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0) if read_only else None)
+        self._lock = threading.RLock()
+        self._tables: dict[str, AlbumTable] = {}  # LanceDB table name -> open table
+        # Serials start at the clock so a restarted daemon never hands out a token (and map ETag) an old one did.
+        self._serials = itertools.count(time.time_ns())
+        self._catalog = self._read_catalog()
+
+    # --- catalog ----------------------------------------------------------------------------------------------------
+
+    @property
+    def _catalog_path(self) -> Path:
+        return self.root / "albums.json"
+
+    def _read_catalog(self) -> Catalog:
+        try:
+            return Catalog.model_validate_json(self._catalog_path.read_bytes())
+        except FileNotFoundError:
+            return Catalog()
+        except (OSError, ValidationError):
+            # Tables are named after their album unless a rebuild swapped one in; without the file we fall back to
+            # that name, which loses at most an unfinished staging table.
+            log.warning("%s is unreadable; using default table names", self._catalog_path, exc_info=True)
+            return Catalog()
+
+    def _save_catalog(self) -> None:
+        config.write_atomic(self._catalog_path, self._catalog.model_dump_json(indent=1).encode())
+
+    def _entry(self, album_key: str) -> AlbumEntry:
+        return self._catalog.albums.get(album_key) or AlbumEntry(table=album_key)
 
     def _table_names(self) -> set[str]:
         result = self._db.list_tables()
         names = getattr(result, "tables", result)
+        if not isinstance(names, list):
+            names = list(names)
         return set(names)
 
-    def has_table(self, album_key: str) -> bool:
-        return album_key in self._table_names()
+    # --- opening ----------------------------------------------------------------------------------------------------
 
-    def table_info(self, album_key: str) -> TableInfo | None:
-        if not self.has_table(album_key):
-            return None
-        return TableInfo.from_schema_metadata(self._db.open_table(album_key).schema.metadata)
+    def _open_name(self, name: str) -> AlbumTable | None:
+        with self._lock:
+            cached = self._tables.get(name)
+            if cached is not None:
+                return cached
+            if name not in self._table_names():
+                return None
+            lance_table = self._db.open_table(name)
+            info = TableInfo.from_schema_metadata(lance_table.schema.metadata)
+            if info is None:
+                return None
+            table = AlbumTable(lance_table, info, next(self._serials))
+            self._tables[name] = table
+            return table
 
     def open(self, album_key: str) -> AlbumTable | None:
-        """The album's table as it is, or None when it was never indexed."""
-        if not self.has_table(album_key):
-            return None
-        table = self._db.open_table(album_key)
-        info = TableInfo.from_schema_metadata(table.schema.metadata)
-        if info is None:
-            return None
-        return AlbumTable(table, info)
+        """The album's live table, or None when it was never indexed. Cached: the second call costs a dict lookup."""
+        with self._lock:
+            if self.read_only:
+                self._catalog = self._read_catalog()  # the writer may have swapped a rebuild in since
+            return self._open_name(self._entry(album_key).table)
 
-    def open_for_indexing(self, album_key: str, info: TableInfo, rebuild: bool = False) -> AlbumTable:
-        """The table to index into: created when missing, recreated (empty) for a rebuild or a model change."""
-        existing = self.open(album_key)
-        if existing is not None and not rebuild and existing.info == info:
-            return existing
-        if existing is not None:
-            log.info("recreating table %s (rebuild=%s, was %s, now %s)", album_key, rebuild, existing.info, info)
+    def has_table(self, album_key: str) -> bool:
+        return self.open(album_key) is not None
+
+    def _create(self, name: str, info: TableInfo) -> AlbumTable:
         schema = image_row_model(info.dim).to_arrow_schema().with_metadata(info.to_schema_metadata())
-        table = self._db.create_table(album_key, schema=schema, mode="overwrite")
-        return AlbumTable(table, info)
+        lance_table = self._db.create_table(name, schema=schema, mode="overwrite")
+        table = AlbumTable(lance_table, info, next(self._serials))
+        self._tables[name] = table
+        return table
+
+    def create(self, album_key: str, info: TableInfo) -> AlbumTable:
+        """A new, empty live table for the album (its first index); replaces any table it had."""
+        with self._lock:
+            entry = self._entry(album_key)
+            self._tables.pop(entry.table, None)
+            table = self._create(entry.table, info)
+            self._catalog.albums[album_key] = entry
+            self._save_catalog()
+            return table
+
+    # --- staging: rebuilds and model changes ------------------------------------------------------------------------
+
+    def staging(self, album_key: str, info: TableInfo) -> AlbumTable:
+        """The album's staging table for `info`: the one a killed rebuild left (to resume into), else a new one."""
+        with self._lock:
+            entry = self._entry(album_key)
+            if entry.staging is not None:
+                existing = self._open_name(entry.staging)
+                if existing is not None and existing.info == info:
+                    return existing
+                self._drop_name(entry.staging)
+            entry.generation += 1
+            entry.staging = f"{album_key}.v{entry.generation}"  # '.' never occurs in an album key: no clash
+            table = self._create(entry.staging, info)
+            self._catalog.albums[album_key] = entry
+            self._save_catalog()
+            return table
+
+    def open_staging(self, album_key: str) -> AlbumTable | None:
+        with self._lock:
+            name = self._entry(album_key).staging
+            return self._open_name(name) if name else None
+
+    def swap_in_staging(self, album_key: str) -> AlbumTable:
+        """Make the staging table live (one atomic file write), then drop the old one."""
+        with self._lock:
+            entry = self._entry(album_key)
+            if entry.staging is None:
+                raise RuntimeError(f"album {album_key} has no staging table")
+            old, entry.table, entry.staging = entry.table, entry.staging, None
+            self._catalog.albums[album_key] = entry
+            self._save_catalog()
+            self._drop_name(old)
+            table = self._open_name(entry.table)
+            assert table is not None
+            return table
+
+    def drop_staging(self, album_key: str) -> None:
+        with self._lock:
+            entry = self._entry(album_key)
+            if entry.staging is not None:
+                self._drop_name(entry.staging)
+                entry.staging = None
+                self._catalog.albums[album_key] = entry
+                self._save_catalog()
+
+    # --- interrupted runs -------------------------------------------------------------------------------------------
+
+    def mark_interrupted(self, album_key: str, mode: Literal["update", "rebuild"] | None) -> None:
+        """Record that a run started (None: that it finished), so a daemon that was killed resumes it at start."""
+        with self._lock:
+            entry = self._entry(album_key)
+            if entry.interrupted == mode:
+                return
+            entry.interrupted = mode
+            self._catalog.albums[album_key] = entry
+            self._save_catalog()
+
+    def interrupted_runs(self) -> dict[str, Literal["update", "rebuild"]]:
+        with self._lock:
+            return {key: entry.interrupted for key, entry in self._catalog.albums.items() if entry.interrupted}
+
+    # --- dropping ---------------------------------------------------------------------------------------------------
+
+    def _drop_name(self, name: str) -> None:
+        self._tables.pop(name, None)
+        if name in self._table_names():
+            self._db.drop_table(name)
 
     def drop(self, album_key: str) -> None:
-        if self.has_table(album_key):
-            self._db.drop_table(album_key)
+        """Drop the album's live and staging tables and forget it."""
+        with self._lock:
+            entry = self._entry(album_key)
+            for name in (entry.table, entry.staging):
+                if name:
+                    self._drop_name(name)
+            if self._catalog.albums.pop(album_key, None) is not None:
+                self._save_catalog()
+
+    def drop_orphans(self) -> list[str]:
+        """Tables no album names (a crash between a swap and the old table's drop): dropped. Only the writer calls
+        this; a name without a '.' is an album key's own table and is left for the album list to decide."""
+        with self._lock:
+            named = {n for entry in self._catalog.albums.values() for n in (entry.table, entry.staging) if n}
+            orphans = sorted(name for name in self._table_names() if "." in name and name not in named)
+            for name in orphans:
+                log.info("dropping orphaned table %s", name)
+                self._drop_name(name)
+            return orphans

@@ -1,8 +1,17 @@
 """A fake InvokeAI server true to DESIGN §4's contract, for the daemon's tests and the extension's browser tests.
 
-It is written from the contract, not from our client, so a test passing against it means the client speaks the
-real server's language: the recall route forbids unknown fields and checks ranges like the server's pydantic model,
-uploads need `image_category` and `is_intermediate`, multi-user mode answers 401 to every route without a token.
+It is written from the real server, not from our client: checked against InvokeAI 6.14.2 (its /openapi.json and its
+answers, see tests/daemon/invokeai/test_real_invokeai.py) and the 6.12/6.13 sources. So a test passing against it
+means the client speaks the real server's language:
+
+- the recall model forbids unknown fields and checks ranges; 422s have FastAPI's shape (`type`, `loc`, `msg`,
+  `input`); `strict` exists from 6.13 and `append` from 6.14 (older servers ignore query parameters they lack);
+- a recall answers with the `parameters` it kept: model names resolved to keys (unknown models dropped), image
+  layers as `{"image": {image_name, width, height}}`; images the server doesn't have are dropped silently on a
+  single-user server or for an admin, and refused with 403 for other users (6.13+; also another user's image in a
+  private board);
+- login validates the email before anything else (422, even on a single-user server), then answers 403 in
+  single-user mode, 401 for wrong credentials; multi-user mode answers 401 to every other route without a token.
 
 Use it in pytest: `server = await aiohttp_server(FakeInvokeAI(version="6.14.2").app())`. Or standalone:
 `python tests/daemon/fake_invokeai.py --port 9090 [--multiuser] [--version 6.14.2]` prints its URL; every request
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import secrets
 import uuid
@@ -20,11 +30,15 @@ from typing import Any, Literal, Optional
 
 from aiohttp import web
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_USERS = {"alice@example.com": "correct horse battery staple"}
 IMAGE_CATEGORIES = {"general", "mask", "control", "user", "other"}
 PUBLIC_PATHS = {"/api/v1/app/version", "/api/v1/auth/status", "/api/v1/auth/login"}
+SINGLE_USER_LOGIN = "Multiuser mode is disabled. Authentication is not required in single-user mode."
+TOKEN_EXPIRES_S = 7 * 24 * 3600  # the real server's "remember me" lifetime
+IMAGE_LISTS = ("control_layers", "ip_adapters", "reference_images")
 
 
 # --- the recall route's body, as the server's model declares it -----------------------------------------------------
@@ -52,6 +66,7 @@ class _IPAdapter(BaseModel):
     begin_step_percent: Optional[float] = Field(default=None, ge=0, le=1)
     end_step_percent: Optional[float] = Field(default=None, ge=0, le=1)
     method: Optional[Literal["full", "style", "composition"]] = None
+    image_influence: Optional[Literal["lowest", "low", "medium", "high", "highest"]] = None  # FLUX Redux
 
 
 class _RefImage(BaseModel):
@@ -68,15 +83,21 @@ class Recall612(BaseModel):
     vae_model: Optional[str] = None
     scheduler: Optional[str] = None
     steps: Optional[int] = Field(None, ge=1)
+    refiner_steps: Optional[int] = Field(None, ge=0)
     cfg_scale: Optional[float] = None
+    cfg_rescale_multiplier: Optional[float] = None
+    refiner_cfg_scale: Optional[float] = None
     guidance: Optional[float] = None
     width: Optional[int] = Field(None, ge=64)
     height: Optional[int] = Field(None, ge=64)
     seed: Optional[int] = Field(None, ge=0)
     denoise_strength: Optional[float] = Field(None, ge=0, le=1)
+    refiner_denoise_start: Optional[float] = Field(None, ge=0, le=1)
     clip_skip: Optional[int] = Field(None, ge=0)
     seamless_x: Optional[bool] = None
     seamless_y: Optional[bool] = None
+    refiner_positive_aesthetic_score: Optional[float] = None
+    refiner_negative_aesthetic_score: Optional[float] = None
     loras: Optional[list[_Lora]] = None
     control_layers: Optional[list[_Control]] = None
     ip_adapters: Optional[list[_IPAdapter]] = None
@@ -86,13 +107,61 @@ class Recall613(Recall612):
     reference_images: Optional[list[_RefImage]] = None
 
 
+def _email(value: str) -> str:
+    """The real server's email check (email-validator, then its own rule for special-use domains), its messages."""
+    if "@" not in value:
+        raise PydanticCustomError("value_error", "Invalid email address: An email address must have an @-sign.")
+    local, domain = value.rsplit("@", 1)
+    if not local:
+        raise PydanticCustomError("value_error", "Invalid email address: There must be something before the @-sign.")
+    if not domain:
+        raise PydanticCustomError("value_error", "Invalid email address: There must be something after the @-sign.")
+    if " " in local:
+        raise PydanticCustomError("value_error", "Invalid email address: The email address contains invalid "
+                                                 "characters before the @-sign: SPACE.")
+    if domain.lower() != "localhost" and "." not in domain:
+        raise PydanticCustomError("value_error", "Email domain must contain a dot or be 'localhost'")
+    return f"{local}@{domain.lower()}"  # email-validator normalizes the domain, not the local part
+
+
+class _Login(BaseModel):
+    email: str
+    password: str
+    remember_me: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        return _email(value)
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def _fastapi_422(err: ValidationError, where: str = "body") -> web.Response:
-    detail = [{"type": e["type"], "loc": [where, *e["loc"]], "msg": e["msg"]} for e in err.errors()]
+    """FastAPI's validation answer: one entry per error, `loc` prefixed with where the value came from."""
+    detail = []
+    for entry in json.loads(err.json(include_url=False)):
+        item = {"type": entry["type"], "loc": [where, *entry["loc"]], "msg": entry["msg"], "input": entry["input"]}
+        if entry.get("ctx"):
+            item["ctx"] = entry["ctx"]
+        detail.append(item)
     return web.json_response({"detail": detail}, status=422)
+
+
+async def _json_body(request: web.Request, model: type[BaseModel]) -> BaseModel | web.Response:
+    """The body validated into `model`, or the 422 FastAPI would answer (bad JSON included)."""
+    try:
+        value = json.loads(await request.read())
+    except json.JSONDecodeError as exc:  # FastAPI's own shape for it: where, and the decoder's words
+        detail = [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {},
+                   "ctx": {"error": exc.msg}}]
+        return web.json_response({"detail": detail}, status=422)
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        return _fastapi_422(err)
 
 
 def _missing_query(name: str) -> web.Response:
@@ -109,17 +178,21 @@ class FakeInvokeAI:
         *,
         multiuser: bool = False,
         users: dict[str, str] | None = None,
+        admins: set[str] | frozenset[str] = frozenset(),
+        models: set[str] | None = None,
         has_auth_routes: bool = True,
     ) -> None:
         self.version = version
         self.multiuser = multiuser
         self.has_auth_routes = has_auth_routes  # False: a server from before multi-user support (auth routes 404)
         self.users = dict(DEFAULT_USERS if users is None else users)
+        self.admins = set(admins)  # emails of admin users: they may use every image
+        self.models = models  # model names installed; None: every name resolves (a server with everything)
         self.tokens: dict[str, str] = {}  # token -> email
-        self.boards: dict[str, dict[str, Any]] = {}  # board_id -> {board_name, owner}
-        self.images: dict[str, dict[str, Any]] = {}  # image_name -> {board_id, owner, content_type, size}
+        self.boards: dict[str, dict[str, Any]] = {}  # board_id -> {board_name, owner, shared}
+        self.images: dict[str, dict[str, Any]] = {}  # image_name -> {board_id, owner, content_type, size, data, ...}
         self.requests: list[dict[str, Any]] = []
-        self.recalls: list[dict[str, Any]] = []  # accepted recall bodies, with their query
+        self.recalls: list[dict[str, Any]] = []  # accepted recalls: queue_id, query, body sent, parameters kept
         self.logins = 0
 
     @property
@@ -128,15 +201,21 @@ class FakeInvokeAI:
 
     @property
     def has_strict(self) -> bool:
+        """`reference_images`, `?strict=` and the per-user image check came in 6.13."""
         return _version(self.version) >= (6, 13)
 
-    def add_board(self, name: str, owner: str | None = None) -> str:
+    @property
+    def has_append(self) -> bool:
+        return _version(self.version) >= (6, 14)
+
+    def add_board(self, name: str, owner: str | None = None, *, shared: bool = False) -> str:
         board_id = str(uuid.uuid4())
-        self.boards[board_id] = {"board_name": name, "owner": owner}
+        self.boards[board_id] = {"board_name": name, "owner": owner, "shared": shared}
         return board_id
 
-    def add_image(self, image_name: str, owner: str | None = None) -> None:
-        self.images[image_name] = {"board_id": None, "owner": owner, "content_type": "image/png", "size": 0}
+    def add_image(self, image_name: str, owner: str | None = None, board_id: str | None = None) -> None:
+        self.images[image_name] = {"board_id": board_id, "owner": owner, "content_type": "image/png", "size": 0,
+                                   "data": b"", "width": 64, "height": 64}
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
@@ -149,6 +228,7 @@ class FakeInvokeAI:
             app.router.add_post("/api/v1/auth/login", self._login)
         app.router.add_get("/api/v1/boards/", self._boards)
         app.router.add_post("/api/v1/images/upload", self._upload)
+        app.router.add_get("/api/v1/images/i/{image_name}/full", self._image_full)
         if self.has_recall:
             app.router.add_post("/api/v1/recall/{queue_id}", self._recall)
         app.router.add_get("/__test__/requests", self._test_requests)
@@ -170,7 +250,7 @@ class FakeInvokeAI:
         if self.multiuser and request.path not in PUBLIC_PATHS and not request.path.startswith("/__test__/"):
             header = request.headers.get("Authorization", "")
             if self._user(request) is None:
-                detail = "Not authenticated" if not header else "Could not validate credentials"
+                detail = "Authentication required" if not header else "Invalid or expired token"
                 return web.json_response({"detail": detail}, status=401)
         return await handler(request)
 
@@ -184,28 +264,30 @@ class FakeInvokeAI:
         return web.json_response({"version": self.version, "highlights": []})
 
     async def _auth_status(self, request: web.Request) -> web.Response:
-        return web.json_response({"multiuser_enabled": self.multiuser, "setup_required": False, "user": None})
+        return web.json_response({"setup_required": False, "multiuser_enabled": self.multiuser,
+                                  "strict_password_checking": False, "admin_email": None})
 
     async def _login(self, request: web.Request) -> web.Response:
+        # FastAPI validates the body (the email included) before the handler looks at the mode.
+        login = await _json_body(request, _Login)
+        if isinstance(login, web.Response):
+            return login
+        assert isinstance(login, _Login)
         if not self.multiuser:
-            return web.json_response({"detail": "Multiuser mode is disabled; no login is needed"}, status=403)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("email"), str) or "password" not in body:
-            return web.json_response({"detail": [{"loc": ["body"], "msg": "Field required"}]}, status=422)
+            return web.json_response({"detail": SINGLE_USER_LOGIN}, status=403)
         self.logins += 1
-        if self.users.get(body["email"]) != body["password"]:
+        if self.users.get(login.email) != login.password:
             return web.json_response({"detail": "Incorrect email or password"}, status=401)
         token = secrets.token_urlsafe(24)
-        self.tokens[token] = body["email"]
-        user = {"user_id": body["email"], "email": body["email"], "is_admin": False}
-        return web.json_response({"token": token, "user": user, "expires_in": 604800})
+        self.tokens[token] = login.email
+        user = {"user_id": login.email, "email": login.email, "display_name": None,
+                "is_admin": login.email in self.admins, "is_active": True}
+        return web.json_response({"token": token, "user": user, "expires_in": TOKEN_EXPIRES_S})
 
     def _visible_boards(self, request: web.Request) -> list[tuple[str, dict[str, Any]]]:
         user = self._user(request)
-        return [(bid, b) for bid, b in self.boards.items() if not self.multiuser or b["owner"] in (None, user)]
+        return [(bid, b) for bid, b in self.boards.items()
+                if not self.multiuser or b["owner"] in (None, user) or b["shared"]]
 
     async def _boards(self, request: web.Request) -> web.Response:
         boards = [
@@ -246,6 +328,9 @@ class FakeInvokeAI:
             "content_type": field.content_type,
             "size": len(data),
             "filename": field.filename,
+            "data": data,
+            "width": width,
+            "height": height,
         }
         self.requests[-1]["upload"] = {"filename": field.filename, "content_type": field.content_type,
                                        "size": len(data), "image_name": image_name}
@@ -254,28 +339,95 @@ class FakeInvokeAI:
                "is_intermediate": request.query["is_intermediate"].lower() in ("true", "1")}
         return web.json_response(dto, status=201)
 
+    async def _image_full(self, request: web.Request) -> web.Response:
+        image = self.images.get(request.match_info["image_name"])
+        if image is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        if self._may_not_use(request, request.match_info["image_name"]):
+            return web.json_response({"detail": "Not allowed to access this image"}, status=403)
+        return web.Response(body=image["data"], content_type=image["content_type"])
+
+    def _may_not_use(self, request: web.Request, image_name: str) -> bool:
+        """Multi-user only, not for admins: another user's image outside a shared board (or no such image)."""
+        user = self._user(request)
+        if not self.multiuser or user in self.admins:
+            return False
+        image = self.images.get(image_name)
+        if image is None:
+            return True
+        board = self.boards.get(image["board_id"] or "")
+        return image["owner"] not in (None, user) and not (board and board["shared"])
+
     async def _recall(self, request: web.Request) -> web.Response:
-        strict = request.query.get("strict", "").lower() == "true"
-        append = request.query.get("append", "").lower() == "true"
-        if self.has_strict and strict and append:
-            return web.json_response({"detail": "strict and append cannot be used together"}, status=400)
         model = Recall613 if self.has_strict else Recall612
-        try:
-            params = model.model_validate_json(await request.read())
-        except ValidationError as err:
-            return _fastapi_422(err)
-        body = params.model_dump(exclude_none=True)
-        for name in _image_names(body):
-            image = self.images.get(name)
-            if image is None:
-                return web.json_response({"detail": f"Image not found: {name}"}, status=404)
-            if self.multiuser and image["owner"] not in (None, self._user(request)):
-                return web.json_response({"detail": f"Not allowed to use image {name}"}, status=403)
-        self.recalls.append({"queue_id": request.match_info["queue_id"], "query": dict(request.query), "body": body})
+        params = await _json_body(request, model)
+        if isinstance(params, web.Response):
+            return params
+        # Servers ignore query parameters they don't declare: 6.12 has no strict, 6.13 no append.
+        strict = self.has_strict and request.query.get("strict", "").lower() == "true"
+        append = self.has_append and request.query.get("append", "").lower() == "true"
+        if strict and append:
+            return web.json_response(
+                {"detail": "The 'strict' and 'append' query parameters are mutually exclusive"}, status=400)
+        sent = params.model_dump(exclude_none=True)
+        if self.has_strict:
+            for name in _image_names(sent):
+                if self._may_not_use(request, name):
+                    return web.json_response({"detail": f"Not authorized to access image {name}"}, status=403)
+        if strict:  # every field, so the panel clears what was not sent; lists as [] rather than null
+            provided = {key: ([] if value is None and key in ("loras", *IMAGE_LISTS) else value)
+                        for key, value in params.model_dump().items()}
+        else:
+            provided = sent
+        queue_id = request.match_info["queue_id"]
+        kept = self._resolve(provided)
+        self.recalls.append({"queue_id": queue_id, "query": dict(request.query), "body": sent, "parameters": kept})
+        if not provided:
+            return web.json_response({"status": "no_parameters_provided", "updated_count": 0})
+        if append:
+            kept = {**kept, "append": True}
         return web.json_response(
-            {"status": "success", "queue_id": request.match_info["queue_id"], "updated_count": len(body),
-             "parameters": body}
-        )
+            {"status": "success", "queue_id": queue_id, "updated_count": len(provided), "parameters": kept})
+
+    def _model_key(self, name: str) -> str | None:
+        return f"key-{name}" if self.models is None or name in self.models else None
+
+    def _image(self, image_name: str | None) -> dict[str, Any] | None:
+        image = self.images.get(image_name or "")
+        if image is None:
+            return None
+        return {"image_name": image_name, "width": image["width"], "height": image["height"]}
+
+    def _resolve(self, provided: dict[str, Any]) -> dict[str, Any]:
+        """What the real server answers: names resolved to model keys, unknown models and missing images dropped."""
+        kept = dict(provided)
+        if isinstance(kept.get("model"), str):
+            key = self._model_key(kept["model"])
+            if key is None:
+                del kept["model"]
+            else:
+                kept["model"] = key
+        if kept.get("loras"):
+            kept["loras"] = [{"model_key": self._model_key(lora["model_name"]), "weight": lora["weight"],
+                              "is_enabled": lora["is_enabled"]}
+                             for lora in kept["loras"] if self._model_key(lora["model_name"])]
+        for name in ("control_layers", "ip_adapters"):
+            if kept.get(name):
+                kept[name] = [self._adapter(item) for item in kept[name] if self._model_key(item["model_name"])]
+        if kept.get("reference_images"):
+            images = (self._image(ref["image_name"]) for ref in kept["reference_images"])
+            kept["reference_images"] = [{"image": image} for image in images if image is not None]
+        return kept
+
+    def _adapter(self, item: dict[str, Any]) -> dict[str, Any]:
+        config: dict[str, Any] = {"model_key": self._model_key(item["model_name"]), "weight": item["weight"]}
+        image = self._image(item.get("image_name"))
+        if image is not None:
+            config["image"] = image
+        for key in ("begin_step_percent", "end_step_percent", "control_mode", "method", "image_influence"):
+            if item.get(key) is not None:
+                config[key] = item[key]
+        return config
 
     async def _test_requests(self, request: web.Request) -> web.Response:
         return web.json_response({"requests": self.requests, "recalls": self.recalls})
@@ -288,7 +440,7 @@ class FakeInvokeAI:
 def _image_names(body: dict[str, Any]) -> list[str]:
     return [
         item["image_name"]
-        for key in ("control_layers", "ip_adapters", "reference_images")
+        for key in IMAGE_LISTS
         for item in body.get(key) or []
         if item.get("image_name")
     ]
@@ -300,9 +452,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--version", default="6.14.2", help="the version it reports (recall needs ≥ 6.12)")
     parser.add_argument("--multiuser", action="store_true", help=f"require a login (user {next(iter(DEFAULT_USERS))})")
+    parser.add_argument("--admin", action="store_true", help="make that user an admin (may use every image)")
     parser.add_argument("--board", action="append", default=[], help="a board to create (repeatable)")
     args = parser.parse_args()
-    fake = FakeInvokeAI(args.version, multiuser=args.multiuser)
+    fake = FakeInvokeAI(args.version, multiuser=args.multiuser,
+                        admins=set(DEFAULT_USERS) if args.admin else frozenset())
     for name in args.board:
         fake.add_board(name)
     print(f"http://{args.host}:{args.port}", flush=True)

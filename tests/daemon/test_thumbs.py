@@ -96,12 +96,24 @@ def test_unreadable_files_raise_a_readable_error(tmp_path: Path, content: bytes 
         thumbs.thumbnail("album", 5, broken)
 
 
-def test_uploaded_bytes_decode_upright(tmp_path: Path) -> None:
-    out = io.BytesIO()
-    Image.new("RGB", (30, 20), "white").save(out, "WEBP")
-    assert thumbs.load_image_bytes(out.getvalue()).size == (30, 20)
-    with pytest.raises(ImageUnreadable):
-        thumbs.load_image_bytes(b"\x89PNG garbage")
+def test_transparency_survives_in_the_thumbnail(tmp_path: Path) -> None:
+    image = Image.new("RGBA", (600, 300), (255, 0, 0, 255))
+    image.paste((0, 0, 0, 0), (0, 0, 300, 300))  # left half fully transparent
+    image.save(tmp_path / "alpha.png")
+    thumb = decoded(thumbs.thumbnail("album", 6, tmp_path / "alpha.png")[0])
+    assert thumb.mode == "RGBA" and thumb.size == (256, 128)
+    assert thumb.getpixel((20, 64))[3] == 0 and thumb.getpixel((236, 64))[3] == 255
+
+
+def test_a_camera_sized_jpeg_keeps_its_aspect(tmp_path: Path) -> None:
+    source = write_image(tmp_path / "photo.jpg", (4000, 3000), color="blue", fmt="JPEG")
+    data, _ = thumbs.thumbnail("album", 8, source)
+    assert decoded(data).size == (256, 192)
+
+
+def test_a_vanished_file_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        thumbs.render_thumbnail(tmp_path / "gone.png")
 
 
 def test_forget_album_removes_its_thumbnails(tmp_path: Path) -> None:

@@ -138,8 +138,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 def _install_native_host(profile: Path, daemon: Daemon) -> None:
     """The real host (`photomapd native-host`) registered in the test profile, as `photomapd install` would."""
-    from photomapd import install
-    from photomapd._install_target import Target
+    from photomapd.native import install
+    from photomapd.native._target import Target
 
     target = Target(
         system="linux",

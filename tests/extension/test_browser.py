@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -243,13 +244,25 @@ def test_context_menu_sends_data_url_bytes_and_http_urls_to_the_chosen_board(
     run_scenario: Run, daemon: Daemon, servers: Servers, tmp_path: Path
 ) -> None:
     configure_invokeai(daemon, servers.invokeai_url, servers.boards["Sketches"])
-    before = len(servers.invokeai_log()["requests"])
     image = tmp_path / "menu.png"
     painted_png(image, 3)
-    seen = run_scenario("contextMenu", srcUrls=[data_url(image), f"{servers.plain_url}/ref.png"])
-    for result in seen["results"]:
+    # An image shown by the InvokeAI tab itself: its host is the configured InvokeAI, the one local address allowed.
+    with image.open("rb") as handle:
+        uploaded = httpx.post(
+            f"{servers.invokeai_url}/api/v1/images/upload",
+            params={"image_category": "user", "is_intermediate": "false"},
+            files={"file": ("shown.png", handle, "image/png")},
+            timeout=10,
+        ).json()
+    shown = f"{servers.invokeai_url}/api/v1/images/i/{uploaded['image_name']}/full"
+    before = len(servers.invokeai_log()["requests"])
+    seen = run_scenario("contextMenu", srcUrls=[data_url(image), shown, f"{servers.plain_url}/ref.png"])
+    sent, fetched, local = seen["results"]
+    for result in (sent, fetched):
         assert result["ok"], result["message"]
         assert result["board_name"] == "Sketches"
+    # Any other address on this machine or a private network is refused: a web page can't aim the daemon at them.
+    assert not local["ok"] and "private network" in local["message"], local
     uploads = [r for r in servers.invokeai_log()["requests"][before:] if r["path"] == "/api/v1/images/upload"]
     assert len(uploads) == 2
     assert all(r["query"].get("board_id") == servers.boards["Sketches"] for r in uploads)

@@ -4,7 +4,8 @@
     POST   /albums                 {key, display_name, folders[, watch, poll]} → 201 album (first index starts)
     PATCH  /albums/{key}           {display_name?, folders?, watch?, poll?} → album
     DELETE /albums/{key}           → 204 (index, map and thumbnails of the album dropped; image files untouched)
-    POST   /albums/{key}/index     {mode: "update"|"rebuild"} → 202 progress
+    POST   /albums/{key}/index     {mode: "update"|"rebuild"} → 202 progress of the run (its `run_id`; queued
+                                     behind, or joined with, a run already under way)
     GET    /albums/{key}/progress  → text/event-stream of `progress` events (IndexProgress JSON); the current state
                                      first, then every change; ends after a finished run unless `?follow=1`
 """
@@ -20,9 +21,9 @@ from pydantic import BaseModel, ConfigDict
 
 from photomapd import albums as album_rules
 from photomapd.api.app import read_model
-from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SEARCH_CACHE, SSE_TASKS, STORE, WATCHERS
+from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
 from photomapd.config import AlbumConfig
-from photomapd.indexer import IndexProgress
+from photomapd.index.progress import IndexProgress
 
 SSE_HEARTBEAT_S = 15  # a comment line this often keeps proxies and the panel's reader from timing out
 
@@ -57,7 +58,7 @@ async def create_album(request: web.Request) -> web.Response:
     payload = await read_model(request, album_rules.AlbumCreate)
     album = await asyncio.to_thread(album_rules.add_album, request.app[CONFIG], payload)
     _resync_watchers(request)
-    request.app[JOBS].start(album.key)
+    request.app[JOBS].request_index(album.key)
     return web.json_response(await _album_view(request, album), status=201)
 
 
@@ -66,35 +67,22 @@ async def update_album(request: web.Request) -> web.Response:
     payload = await read_model(request, album_rules.AlbumUpdate)
     album = await asyncio.to_thread(album_rules.update_album, request.app[CONFIG], key, payload)
     _resync_watchers(request)
-    if payload.folders is not None and not request.app[JOBS].is_running(key):
-        request.app[JOBS].start(key)  # files of dropped folders leave the index, new folders get indexed
+    if payload.folders is not None:
+        request.app[JOBS].request_index(key)  # files of dropped folders leave the index, new folders get indexed
     return web.json_response(await _album_view(request, album))
 
 
 async def delete_album(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    album_rules.find_album(request.app[CONFIG].current, key)
-    await request.app[JOBS].cancel(key)
-    await asyncio.to_thread(album_rules.remove_album, request.app[CONFIG], key)
+    await request.app[JOBS].delete_album(key)  # stops its work first; the image files are never touched
     _resync_watchers(request)
-    await asyncio.to_thread(_drop_album_data, request, key)
     return web.Response(status=204)
-
-
-def _drop_album_data(request: web.Request, key: str) -> None:
-    """Everything derived from the album's images: table, map, cached vectors and thumbnails."""
-    from photomapd import mapview, thumbs
-
-    request.app[STORE].drop(key)
-    request.app[SEARCH_CACHE].forget(key)
-    mapview.drop_map(key)
-    thumbs.forget_album(key)
 
 
 async def start_index(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     payload = await read_model(request, IndexRequest, empty_means_defaults=True)
-    progress = request.app[JOBS].start(key, payload.mode)
+    progress = request.app[JOBS].request_index(key, payload.mode)  # queued behind (or joined with) one under way
     return web.json_response(progress.model_dump(mode="json"), status=202)
 
 

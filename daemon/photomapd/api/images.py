@@ -19,12 +19,13 @@ from photomapd.errors import AlbumNotFound, FileMissing, FileOutsideAlbum, Image
 from photomapd.store import AlbumTable
 
 
-def album_table(request: web.Request, key: str | None = None) -> AlbumTable:
-    """The table of the album named in the URL (`{album}` or `{key}`); 404 for an unknown album."""
+async def album_table(request: web.Request, key: str | None = None) -> AlbumTable:
+    """The table of the album named in the URL (`{album}` or `{key}`); 404 for an unknown album. The store caches
+    open tables, so after the first request this is a dict lookup; the first one opens files, off the loop."""
     album_key = key or request.match_info.get("album") or request.match_info["key"]
     if not any(album.key == album_key for album in request.app[CONFIG].current.albums):
         raise AlbumNotFound(album_key)
-    table = request.app[STORE].open(album_key)
+    table = await asyncio.to_thread(request.app[STORE].open, album_key)
     if table is None:
         raise NotIndexed()
     return table
@@ -39,7 +40,7 @@ def parse_image_id(request: web.Request) -> int:
 
 async def lookup_image(request: web.Request, columns: list[str] | None = None) -> dict[str, Any]:
     """The row for `{album}/{id}` (only `columns` when given); 404 when the album or the id is unknown."""
-    table = album_table(request)
+    table = await album_table(request)
     row = await asyncio.to_thread(table.get, parse_image_id(request), columns)
     if row is None:
         raise ImageNotFound()
@@ -82,7 +83,7 @@ def _confine(path: Path, folders: list[str]) -> Path:
     raise FileOutsideAlbum()
 
 
-async def _album_file(request: web.Request) -> tuple[int, Path]:
+async def album_file(request: web.Request) -> tuple[int, Path]:
     """(row id, resolved path) of the image in the URL, confined to its album's folders."""
     row = await lookup_image(request, ["id", "path"])
     album_key = request.match_info["album"]
@@ -95,7 +96,7 @@ def _is_fresh(request: web.Request, etag: str) -> bool:
 
 
 async def get_thumb(request: web.Request) -> web.Response:
-    row_id, path = await _album_file(request)
+    row_id, path = await album_file(request)
     album_key = request.match_info["album"]
     try:
         stamp = await asyncio.to_thread(thumbs.FileStamp.of, path)
@@ -113,7 +114,7 @@ async def get_thumb(request: web.Request) -> web.Response:
 
 
 async def get_file(request: web.Request) -> web.FileResponse:
-    _, path = await _album_file(request)
+    _, path = await album_file(request)
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # FileResponse sets ETag/Last-Modified from the file and answers If-None-Match with 304 (and Range requests).
     return web.FileResponse(

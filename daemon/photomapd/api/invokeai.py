@@ -12,8 +12,9 @@ Only the daemon talks to InvokeAI; these routes are how the extension asks it to
   login is an error here, never a silently empty list.
 - `PUT /invokeai/board` ← `{board_id}` → `{board_id}`: the board uploads go to.
 - `POST /images/{album}/{id}/recall|remix|ref` and `POST /ref-image` → `{ok, message, image_name?, board_name?}`.
-  `/ref-image` takes raw image bytes (any `image/*` or `application/octet-stream` body) or JSON `{url}` (http/https,
-  fetched by the daemon, size-capped).
+  The album routes read the file as `/file` does (confined to the album's folders). `/ref-image` takes raw image
+  bytes (any `image/*` or `application/octet-stream` body) or JSON `{url}`, fetched by the daemon under DESIGN §13's
+  rules (public addresses or the configured InvokeAI only, 3 redirects, size- and time-capped; see `fetch.py`).
 
 Errors are `{"error": {code, message}}`: 409 `not_recallable` for Remix/Recall on an image without InvokeAI metadata
 we recognise, 409 `recall_unsupported` before InvokeAI 6.12, 502 for upstream failures (`backend_unreachable`,
@@ -23,24 +24,26 @@ we recognise, 409 `recall_unsupported` before InvokeAI 6.12, 502 for upstream fa
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from photomapd import credentials
+from photomapd import errors
 from photomapd.api.app import read_model
-from photomapd.api.images import lookup_image
+from photomapd.api.images import album_file
 from photomapd.api.keys import CONFIG, INVOKEAI
 from photomapd.config import Config
-from photomapd.errors import ImageNotFound, RefImageTooBig
-from photomapd.actions import send_parameters, use_as_reference
-from photomapd.invokeai import REF_MAX_BYTES, ProbeResult, fetch_image, probe
-from photomapd.invokeai_connection import InvokeAIConnection, Target
+from photomapd.errors import FileMissing, RefBytesNotImage, RefImageInvalid, RefImageTooBig
+from photomapd.invokeai import credentials
+from photomapd.invokeai.actions import send_parameters, use_as_reference
+from photomapd.invokeai.client import ProbeResult, probe
+from photomapd.invokeai.connection import InvokeAIConnection, Target
+from photomapd.invokeai.fetch import REF_MAX_BYTES, fetch_image
+from photomapd.invokeai.refimage import Upload, prepare_upload
 from photomapd.metadata import read_metadata
-from photomapd.refimage import Upload, prepare_upload
 
 
 class SettingsUpdate(BaseModel):
@@ -84,18 +87,19 @@ def target_from(cfg: Config, password: SecretStr | None) -> Target:
 async def open_invokeai(app: web.Application) -> AsyncIterator[None]:
     """One pooled client for the configured InvokeAI for the app's life; settings changes rebuild it."""
     connection = InvokeAIConnection()
-    await connection.configure(target_from(app[CONFIG].current, credentials.load_password()))
+    password = await asyncio.to_thread(credentials.load_password)
+    await connection.configure(target_from(app[CONFIG].current, password))
     app[INVOKEAI] = connection
     yield
     await connection.aclose()
 
 
-def _view(cfg: Config) -> SettingsView:
+def _view(cfg: Config, password: SecretStr | None) -> SettingsView:
     settings = cfg.invokeai
     return SettingsView(
         url=settings.url,
         username=settings.username,
-        password_set=credentials.load_password() is not None,
+        password_set=password is not None,
         board_id=settings.board_id,
         attach_ref_images=settings.attach_ref_images,
     )
@@ -109,7 +113,8 @@ async def _probe(url: str) -> ProbeResult:
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    return web.json_response(_view(request.app[CONFIG].current).model_dump(mode="json"))
+    password = await asyncio.to_thread(credentials.load_password)  # a file read: never on the loop
+    return web.json_response(_view(request.app[CONFIG].current, password).model_dump(mode="json"))
 
 
 async def put_settings(request: web.Request) -> web.Response:
@@ -128,8 +133,9 @@ async def put_settings(request: web.Request) -> web.Response:
     cfg = await asyncio.to_thread(request.app[CONFIG].update, change)
     if "password" in given:
         await asyncio.to_thread(credentials.save_password, update.password)
-    await request.app[INVOKEAI].configure(target_from(cfg, credentials.load_password()))
-    saved = SettingsSaved(**_view(cfg).model_dump(), probe=await _probe(update.url))
+    password = await asyncio.to_thread(credentials.load_password)
+    await request.app[INVOKEAI].configure(target_from(cfg, password))
+    saved = SettingsSaved(**_view(cfg, password).model_dump(), probe=await _probe(update.url))
     return web.json_response(saved.model_dump(mode="json"))
 
 
@@ -161,8 +167,8 @@ async def put_board(request: web.Request) -> web.Response:
 
 
 async def _send_parameters(request: web.Request, *, keep_seed: bool) -> web.Response:
-    row = await lookup_image(request, ["path"])
-    meta = await asyncio.to_thread(read_metadata, Path(row["path"]))
+    _, path = await album_file(request)  # confined like /file: a symlink swapped in can't point elsewhere
+    meta = await asyncio.to_thread(read_metadata, path)
     async with request.app[INVOKEAI].client() as client:
         result = await send_parameters(client, meta, keep_seed=keep_seed)
     return web.json_response(result.model_dump(mode="json"))
@@ -184,14 +190,13 @@ async def _upload_reference(request: web.Request, upload: Upload) -> web.Respons
 
 
 async def post_image_ref(request: web.Request) -> web.Response:
-    row = await lookup_image(request, ["path"])
-    path = Path(row["path"])
+    _, path = await album_file(request)  # confined like /file: a symlink swapped in can't point elsewhere
     try:
         if (await asyncio.to_thread(path.stat)).st_size > REF_MAX_BYTES:
             raise RefImageTooBig(REF_MAX_BYTES)
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        raise ImageNotFound("The image file is no longer there: update the album's index") from exc
+        raise FileMissing() from exc
     upload = await asyncio.to_thread(prepare_upload, data, path.name)
     return await _upload_reference(request, upload)
 
@@ -200,12 +205,15 @@ async def post_ref_image(request: web.Request) -> web.Response:
     """The context menu's "Use as Ref Image": the image's bytes (data:/blob: sources), or its http(s) URL."""
     if request.content_type == "application/json":
         url = (await read_model(request, RefImageUrl)).url
-        data = await fetch_image(url)
+        data = await fetch_image(url, invokeai_url=request.app[CONFIG].current.invokeai.url)
         name = PurePosixPath(urlsplit(url).path).name or "reference"
+        try:
+            upload = await asyncio.to_thread(prepare_upload, data, name)
+        except RefBytesNotImage as exc:  # an `image/*` answer whose bytes are not one: the address is to blame
+            raise RefImageInvalid(errors.REF_NOT_IMAGE) from exc
     else:
         data = await request.read()  # aiohttp's client_max_size already stops a runaway body
         if len(data) > REF_MAX_BYTES:
             raise RefImageTooBig(REF_MAX_BYTES)
-        name = "reference"
-    upload = await asyncio.to_thread(prepare_upload, data, name)
+        upload = await asyncio.to_thread(prepare_upload, data, "reference")
     return await _upload_reference(request, upload)

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from photomapd.config import ConfigStore
-from photomapd.invokeai_connection import InvokeAIConnection
-from photomapd.jobs import IndexJobs
-from photomapd.mapjobs import MapJobs
-from photomapd.model_runner import ModelRunner
-from photomapd.search import VectorCache
+from photomapd.invokeai.connection import InvokeAIConnection
+from photomapd.jobs import AlbumJobs
+from photomapd.model.runner import ModelRunner
 from photomapd.store import Store
-from photomapd.watch import AlbumWatchers
+from photomapd.index.watch import AlbumWatchers
 
 
 @dataclass(frozen=True)
@@ -33,9 +31,7 @@ OPTIONS = web.AppKey("options", ServeOptions)
 CONFIG = web.AppKey("config", ConfigStore)
 STORE = web.AppKey("store", Store)
 EMBEDDER = web.AppKey("embedder", ModelRunner)
-JOBS = web.AppKey("jobs", IndexJobs)
+JOBS = web.AppKey("jobs", AlbumJobs)
 WATCHERS = web.AppKey("watchers", AlbumWatchers)
 INVOKEAI = web.AppKey("invokeai", InvokeAIConnection)
 SSE_TASKS = web.AppKey("sse_tasks", weakref.WeakSet[asyncio.Task])
-MAP_JOBS = web.AppKey("map_jobs", MapJobs)
-SEARCH_CACHE = web.AppKey("search_cache", VectorCache)

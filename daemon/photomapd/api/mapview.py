@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
-
 from aiohttp import web
 
 from photomapd.api.images import album_table
-from photomapd.api.keys import EMBEDDER, MAP_JOBS
-from photomapd.mapjobs import MapJobs
-from photomapd.mappayload import encode_map, map_etag
+from photomapd.api.keys import JOBS
+from photomapd.map.payload import encode_map, map_etag
 from photomapd.search import SearchFilters, filters_to_where
-
-
-async def run_map_jobs(app: web.Application) -> AsyncIterator[None]:
-    jobs = MapJobs()
-    app[MAP_JOBS] = jobs
-    yield
-    await jobs.close()
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -30,7 +20,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 async def get_map(request: web.Request) -> web.StreamResponse:
     """The placed rows as `mapview.encode_map` lays them out; query parameters are `SearchFilters` fields."""
-    table = album_table(request)
+    table = await album_table(request)
     key = request.match_info["key"]
     condition = filters_to_where(SearchFilters.model_validate(dict(request.query))) if request.query else None
     etag = await asyncio.to_thread(map_etag, table, key, condition)
@@ -42,14 +32,15 @@ async def get_map(request: web.Request) -> web.StreamResponse:
 
 
 async def post_relayout(request: web.Request) -> web.Response:
-    """Start (or join) a full refit of the album's map; 202 with the job, whose progress GET returns."""
-    table = album_table(request)
-    job = request.app[MAP_JOBS].start(table, request.match_info["key"], request.app.get(EMBEDDER))
+    """Queue (or join) a full refit of the album's map, after any index run ahead of it; 202 with the job, whose
+    progress GET returns."""
+    await album_table(request)
+    job = request.app[JOBS].request_relayout(request.match_info["key"])
     return web.json_response(job.model_dump(mode="json"), status=202)
 
 
 async def get_relayout(request: web.Request) -> web.Response:
     """The album's latest re-layout job with its progress; `null` when none ran since the daemon started."""
-    album_table(request)
-    job = request.app[MAP_JOBS].jobs.get(request.match_info["key"])
+    await album_table(request)
+    job = request.app[JOBS].relayout_job(request.match_info["key"])
     return web.json_response(job.model_dump(mode="json") if job else None)

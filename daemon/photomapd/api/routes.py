@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -10,10 +12,9 @@ from aiohttp import web
 from photomapd.api import albums, images, invokeai, mapview, search, status
 from photomapd.api.app import API_PREFIX
 from photomapd.api.keys import CONFIG, EMBEDDER, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
-from photomapd.indexer import refresh_derived
-from photomapd.jobs import IndexJobs
-from photomapd.model_runner import ModelRunner
-from photomapd.watch import AlbumWatchers
+from photomapd.index.watch import AlbumWatchers
+from photomapd.jobs import AlbumJobs
+from photomapd.model.runner import ModelRunner
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -60,14 +61,25 @@ async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
     runner.close()
 
 
-async def open_index_jobs(app: web.Application) -> AsyncIterator[None]:
-    """Index jobs and folder watchers; on shutdown the batch in flight is committed before the run stops."""
-    runner, store = app[EMBEDDER], app[STORE]
-    jobs = IndexJobs(
-        store, runner, app[CONFIG], after_run=lambda table, progress: refresh_derived(table, progress.album, runner)
-    )
+# Short reads (search, thumbnails, table lookups, small files) get the loop's default executor, so every
+# `asyncio.to_thread` in a handler lands here and never queues behind an index run (those have the owner's own pool).
+READ_WORKERS = 8
+
+
+async def open_read_pool(app: web.Application) -> AsyncIterator[None]:
+    pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="photomap-read")
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def open_album_jobs(app: web.Application) -> AsyncIterator[None]:
+    """The albums' owner and the folder watchers feeding it; runs a killed daemon left are resumed. On shutdown the
+    batch in flight is committed before a run stops."""
+    jobs = AlbumJobs(app[STORE], app[EMBEDDER], app[CONFIG])
     watchers = AlbumWatchers(jobs.files_changed)
     app[JOBS], app[WATCHERS], app[SSE_TASKS] = jobs, watchers, weakref.WeakSet()
+    jobs.resume_interrupted()
     if app[OPTIONS].watch:
         watchers.sync(app[CONFIG].current.albums)
     yield
@@ -77,7 +89,7 @@ async def open_index_jobs(app: web.Application) -> AsyncIterator[None]:
 
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return [open_model_runner, search.open_search_cache, open_index_jobs, mapview.run_map_jobs, invokeai.open_invokeai]
+    return [open_read_pool, open_model_runner, open_album_jobs, invokeai.open_invokeai]
 
 
 def shutdown_hooks() -> list[Callable[[web.Application], Awaitable[None]]]:

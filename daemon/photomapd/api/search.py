@@ -19,23 +19,21 @@ image_unreadable, 400 bad_request.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from photomapd.api.app import read_model
 from photomapd.api.images import album_table
-from photomapd.api.keys import EMBEDDER, SEARCH_CACHE
-from photomapd.duplicates import DEFAULT_THRESHOLD
-from photomapd.search import SearchRequest, VectorCache, query_vector, search_table
+from photomapd.api.keys import EMBEDDER, JOBS
+from photomapd.search.duplicates import DEFAULT_THRESHOLD
+from photomapd.search import SearchRequest, query_vector, search_table
 
 
 async def post_search(request: web.Request) -> web.Response:
     body = await read_model(request, SearchRequest)
-    table = album_table(request)
+    table = await album_table(request)
     query = await query_vector(body, table, request.app[EMBEDDER])
-    page = await asyncio.to_thread(search_table, table, request.app[SEARCH_CACHE], query, body)
+    page = await asyncio.to_thread(search_table, table, request.app[JOBS].vectors, query, body)
     return web.json_response(page.model_dump(mode="json"))
 
 
@@ -49,8 +47,8 @@ class DuplicatesQuery(BaseModel):
 
 async def get_duplicates(request: web.Request) -> web.Response:
     query = DuplicatesQuery.model_validate(dict(request.query))
-    table = album_table(request)
-    groups = await asyncio.to_thread(request.app[SEARCH_CACHE].duplicates, table, query.threshold)
+    table = await album_table(request)
+    groups = await asyncio.to_thread(request.app[JOBS].vectors.duplicates, table, query.threshold)
     page = groups[query.offset : query.offset + query.limit]
     return web.json_response(
         {
@@ -61,9 +59,3 @@ async def get_duplicates(request: web.Request) -> web.Response:
             "limit": query.limit,
         }
     )
-
-
-async def open_search_cache(app: web.Application) -> AsyncIterator[None]:
-    """The in-memory vector matrices for exact search; dropped with the app."""
-    app[SEARCH_CACHE] = VectorCache()
-    yield

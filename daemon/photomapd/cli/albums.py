@@ -1,25 +1,36 @@
-"""`photomapd album add|list|remove`, `index` with a progress bar, and `search`."""
+"""`photomapd album add|edit|list|remove` and `search`; `index` lives in cli/index.py.
+
+Commands that change an album go through the running daemon (it owns config.json and the tables) or, with none
+running, work here under the instance lock (`cli._writer`). `list` and `search` only read, so they read directly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
 from photomapd import config
 from photomapd.cli._flags import add_model_flags
-from photomapd.errors import NotIndexed
+from photomapd.cli._writer import add_wait_flag, single_writer
+from photomapd.cli.index import register_index
+from photomapd.errors import BadRequest, NotIndexed
 
 if TYPE_CHECKING:
-    from photomapd.model_runner import ModelRunner
+    from photomapd.model.runner import ModelRunner
 
 
 def _model_runner(args: argparse.Namespace) -> ModelRunner:
-    from photomapd.model_runner import ModelRunner
+    from photomapd.model.runner import ModelRunner
 
     cfg = config.load_config()
     return ModelRunner(args.model or cfg.model, args.pretrained or cfg.pretrained)
+
+
+def _album_path(key: str) -> str:
+    return f"/albums/{quote(key, safe='')}"
 
 
 def cmd_album_add(args: argparse.Namespace) -> int:
@@ -28,9 +39,35 @@ def cmd_album_add(args: argparse.Namespace) -> int:
     request = AlbumCreate(
         key=args.key, display_name=args.name or args.key, folders=args.folders, watch=not args.no_watch, poll=args.poll
     )
-    album = add_album(config.ConfigStore(), request)
-    print(f"Added album '{album.key}' ({album.display_name}): {', '.join(album.folders)}")
-    print(f"Index it with: photomapd index {album.key}")
+    with single_writer(args) as daemon:
+        if daemon is not None:
+            album: dict[str, Any] = daemon.post("/albums", request.model_dump(mode="json"))
+            next_step = f"The daemon is indexing it now; follow with: photomapd index {album['key']}"
+        else:
+            album = add_album(config.ConfigStore(), request).model_dump(mode="json")
+            next_step = f"Index it with: photomapd index {album['key']}"
+    print(f"Added album '{album['key']}' ({album['display_name']}): {', '.join(album['folders'])}")
+    print(next_step)
+    return 0
+
+
+def cmd_album_edit(args: argparse.Namespace) -> int:
+    from photomapd.albums import AlbumUpdate, update_album
+
+    request = AlbumUpdate(display_name=args.name, folders=args.folders, watch=args.watch, poll=args.poll)
+    changes = request.model_dump(mode="json", exclude_none=True)
+    if not changes:
+        raise BadRequest("Nothing to change: give --name, --folders, --watch/--no-watch or --poll/--no-poll")
+    with single_writer(args) as daemon:
+        if daemon is not None:
+            album: dict[str, Any] = daemon.patch(_album_path(args.key), changes)
+            reindex = "The daemon is updating its index for the new folders"
+        else:
+            album = update_album(config.ConfigStore(), args.key, request).model_dump(mode="json")
+            reindex = f"Update its index with: photomapd index {album['key']}"
+    print(f"Updated album '{album['key']}' ({album['display_name']}): {', '.join(album['folders'])}")
+    if "folders" in changes:
+        print(reindex)
     return 0
 
 
@@ -52,53 +89,22 @@ def cmd_album_list(args: argparse.Namespace) -> int:
 
 
 def cmd_album_remove(args: argparse.Namespace) -> int:
-    from photomapd import mapview, thumbs
-    from photomapd.albums import remove_album
-    from photomapd.store import Store
-
-    remove_album(config.ConfigStore(), args.key)
-    Store(config.index_dir()).drop(args.key)
-    mapview.drop_map(args.key)
-    thumbs.forget_album(args.key)
+    with single_writer(args) as daemon:
+        if daemon is not None:
+            daemon.delete(_album_path(args.key))
+        else:
+            _remove_locally(args.key)
     print(f"Removed album '{args.key}' (its image files are untouched)")
     return 0
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _remove_locally(key: str) -> None:
+    from photomapd.albums import remove_album
+    from photomapd.jobs import drop_album_data  # the one deletion path: table, map files, thumbnails
+    from photomapd.store import Store
 
-    from photomapd.albums import find_album
-    from photomapd.indexer import IndexProgress, IndexRun, describe, refresh_derived
-    from photomapd.store import AlbumTable, Store
-
-    album = find_album(config.load_config(), args.key)
-    runner = _model_runner(args)
-    store = Store(config.index_dir())
-    bar = tqdm(total=0, unit="img", disable=args.quiet or None, desc=album.key, dynamic_ncols=True)
-
-    def show(progress: IndexProgress) -> None:
-        if bar.total != progress.total:
-            bar.reset(total=progress.total)
-        bar.n = progress.done
-        bar.set_postfix_str(progress.phase, refresh=False)
-        bar.refresh()
-
-    def after_run(table: AlbumTable, progress: IndexProgress) -> None:
-        if not args.no_map:
-            refresh_derived(table, album.key, runner)
-
-    try:
-        result = IndexRun(album, store, runner, rebuild=args.rebuild, on_progress=show, after_run=after_run).run()
-    finally:
-        bar.close()
-        runner.close()
-    for skipped in result.skipped:
-        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    if result.state == "failed":
-        print(f"photomapd: indexing '{album.key}' failed: {result.message}", file=sys.stderr)
-        return 1
-    print(f"{album.key}: {describe(result)}")
-    return 0
+    remove_album(config.ConfigStore(), key)
+    drop_album_data(Store(config.index_dir()), key)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -106,12 +112,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from photomapd.search import SearchRequest, VectorCache, query_vector, search_table
     from photomapd.store import Store
 
+    request = SearchRequest(text=args.text, negative_text=args.negative, limit=args.limit)  # bad input fails first
     album = find_album(config.load_config(), args.key)
     table = Store(config.index_dir()).open(album.key)
     if table is None:
         raise NotIndexed()
     runner = _model_runner(args)
-    request = SearchRequest(text=args.text, negative_text=args.negative, limit=args.limit)
     try:
         query = asyncio.run(query_vector(request, table, runner))
     finally:
@@ -128,7 +134,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def register_albums(sub: argparse._SubParsersAction) -> None:
-    album = sub.add_parser("album", help="add, list or remove albums (folders of images)")
+    album = sub.add_parser("album", help="add, edit, list or remove albums (folders of images)")
     album_sub = album.add_subparsers(dest="album_command", metavar="ACTION", required=True)
     add = album_sub.add_parser("add", help="add an album: a key and one or more image folders")
     add.add_argument("key", help="short id: lowercase letters, digits, '-' or '_' (e.g. invokeai)")
@@ -136,21 +142,25 @@ def register_albums(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--name", help="display name (default: the key)")
     add.add_argument("--no-watch", action="store_true", help="don't watch the folders for new files")
     add.add_argument("--poll", action="store_true", help="watch by polling (network mounts: SMB/NFS/SSHFS)")
+    add_wait_flag(add)
     add.set_defaults(func=cmd_album_add)
+    edit = album_sub.add_parser("edit", help="change an album's name, folders or watching (only what you give)")
+    edit.add_argument("key")
+    edit.add_argument("--name", help="new display name")
+    edit.add_argument("--folders", nargs="+", metavar="FOLDER", help="the album's folders from now on (all of them)")
+    edit.add_argument("--watch", action=argparse.BooleanOptionalAction, help="watch the folders for changes")
+    edit.add_argument("--poll", action=argparse.BooleanOptionalAction, help="watch by polling (network mounts)")
+    add_wait_flag(edit)
+    edit.set_defaults(func=cmd_album_edit)
     lister = album_sub.add_parser("list", help="list albums and how many images each has indexed")
     lister.add_argument("--json", action="store_true", help="print JSON")
     lister.set_defaults(func=cmd_album_list)
     remove = album_sub.add_parser("remove", help="remove an album and its index (image files are kept)")
     remove.add_argument("key")
+    add_wait_flag(remove)
     remove.set_defaults(func=cmd_album_remove)
 
-    index = sub.add_parser("index", help="index an album: new and changed files are embedded, removed ones dropped")
-    index.add_argument("key", help="album key")
-    index.add_argument("--rebuild", action="store_true", help="re-embed every image from scratch")
-    index.add_argument("--no-map", action="store_true", help="don't update the semantic map afterwards")
-    index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_model_flags(index)
-    index.set_defaults(func=cmd_index)
+    register_index(sub)
 
     search = sub.add_parser("search", help="search an album by text")
     search.add_argument("key", help="album key")

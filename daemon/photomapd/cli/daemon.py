@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from photomapd.api.keys import ServeOptions
-    from photomapd.server import serve
+    from photomapd.api.server import serve
 
     options = ServeOptions(
         token=config.load_or_create_token(),
@@ -40,7 +40,7 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
 def cmd_native_host(args: argparse.Namespace) -> int:
     from logging.handlers import RotatingFileHandler
 
-    from photomapd import native_host
+    from photomapd.native import host as native_host
 
     # stdout belongs to the browser's framing: logs go to a file, never to stdout (stderr ends up in the browser's log)
     log_file = native_host.log_file_path()
@@ -57,7 +57,7 @@ def cmd_native_host(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from photomapd import lifecycle
+    from photomapd.native import lifecycle
 
     daemon = lifecycle.running_daemon()
     if daemon is None:
@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from photomapd import lifecycle
+    from photomapd.native import lifecycle
 
     stopped = lifecycle.stop_daemon(timeout_s=args.timeout)
     print(f"photomapd (pid {stopped.pid}) stopped" if stopped else "photomapd is not running")
@@ -76,7 +76,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from photomapd import install
+    from photomapd.native import install
 
     browsers = install.BROWSERS if args.browser == "all" else (args.browser,)
     target = install.Target.current()
@@ -89,7 +89,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    from photomapd import install
+    from photomapd.native import install
 
     removed = install.uninstall(install.Target.current())
     for item in removed:

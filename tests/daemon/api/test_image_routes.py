@@ -47,7 +47,7 @@ async def album(api: Any, album_dir: Path, tmp_path: Path) -> AlbumTable:
     app[CONFIG].update(
         lambda cfg: cfg.albums.append(AlbumConfig(key="pics", display_name="Pics", folders=[str(album_dir)]))
     )
-    table = app[STORE].open_for_indexing("pics", TableInfo(model="m", pretrained="none", dim=DIM))
+    table = app[STORE].create("pics", TableInfo(model="m", pretrained="none", dim=DIM))
     table.upsert([_row(i + 1, path, album_dir) for i, path in enumerate(paths)])
     return table
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import socket
 import stat
 import sys
@@ -18,7 +19,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/daemon: the fake server
 from fake_invokeai import DEFAULT_USERS, FakeInvokeAI  # noqa: E402
 
-from photomapd import config  # noqa: E402
+from photomapd import config, errors  # noqa: E402
 from photomapd.config import AlbumConfig, ConfigStore  # noqa: E402
 from photomapd.store import Store, TableInfo  # noqa: E402
 
@@ -33,7 +34,7 @@ def album() -> str:
     """An indexed album of three real files (InvokeAI, A1111, none), written before the app reads its config."""
     ConfigStore().update(lambda cfg: cfg.albums.append(AlbumConfig(key="gallery", display_name="Gallery",
                                                                     folders=[str(FIXTURES)])))
-    table = Store(config.index_dir()).open_for_indexing("gallery", TableInfo(model="ViT-B-32", pretrained="none",
+    table = Store(config.index_dir()).create("gallery", TableInfo(model="ViT-B-32", pretrained="none",
                                                                             dim=DIM))
     table.upsert(
         {"id": row_id, "path": str(FIXTURES / name), "folder": str(FIXTURES), "mtime_ns": 1, "size": 1, "width": 8,
@@ -213,32 +214,125 @@ async def test_ref_image_from_bytes_goes_to_uncategorized(api: Any, fake: tuple[
     assert server_fake.images[result["image_name"]]["board_id"] is None
 
 
-async def test_ref_image_from_a_url_the_daemon_fetches(api: Any, fake: tuple[FakeInvokeAI, str],
-                                                       aiohttp_server: Any) -> None:
+async def test_ref_image_url_on_this_machine_is_refused_and_never_fetched(api: Any, fake: tuple[FakeInvokeAI, str],
+                                                                         aiohttp_server: Any) -> None:
     server_fake, url = fake
     await _put(api, url=url)
+    seen: list[str] = []
 
     async def picture(request: web.Request) -> web.Response:
+        seen.append(request.path)
         return web.Response(body=_png(), content_type="image/png")
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<html></html>", content_type="text/html")
 
     site = web.Application()
     site.router.add_get("/cat.png", picture)
-    site.router.add_get("/page", page)
-    web_server = await aiohttp_server(site)
-    resp = await api.post("/api/v1/ref-image", json={"url": str(web_server.make_url("/cat.png"))})
+    web_server = await aiohttp_server(site)  # 127.0.0.1 like the fake InvokeAI, but not it
+    for target in (str(web_server.make_url("/cat.png")), f"http://localhost:{web_server.port}/cat.png",
+                   "http://169.254.169.254/latest/meta-data/"):
+        resp = await api.post("/api/v1/ref-image", json={"url": target})
+        body = await resp.json()
+        assert resp.status == 422 and body["error"]["code"] == "ref_image_invalid", body
+        assert body["error"]["message"] == errors.RefAddressRefused.message
+    assert seen == [] and server_fake.images == {}
+
+
+async def test_ref_image_url_from_the_configured_invokeai_is_fetched(api: Any, fake: tuple[FakeInvokeAI, str],
+                                                                    aiohttp_server: Any) -> None:
+    server_fake, url = fake
+    await _put(api, url=url)
+    first = await (await api.post("/api/v1/ref-image", data=_png(),
+                                  headers={"Content-Type": "application/octet-stream"})).json()
+    gallery_url = f"{url}api/v1/images/i/{first['image_name']}/full"  # what InvokeAI's own gallery links to
+    resp = await api.post("/api/v1/ref-image", json={"url": gallery_url})
     result = await resp.json()
     assert resp.status == 200, result
-    assert server_fake.images[result["image_name"]]["filename"] == "cat.png"
-    for bad in (str(web_server.make_url("/page")), "file:///etc/passwd"):
-        resp = await api.post("/api/v1/ref-image", json={"url": bad})
-        assert resp.status == 422 and (await resp.json())["error"]["code"] == "ref_image_invalid"
+    assert server_fake.images[result["image_name"]]["filename"] == "full.png"
+    fetched = [entry for entry in server_fake.requests if entry["path"].endswith("/full")]
+    assert len(fetched) == 1 and fetched[0]["method"] == "GET"
+
+
+async def test_ref_image_url_redirected_off_the_invokeai_host_is_refused(api: Any, aiohttp_server: Any) -> None:
+    elsewhere_seen: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        elsewhere_seen.append(request.path)
+        return web.Response(body=_png(), content_type="image/png")
+
+    other = web.Application()
+    other.router.add_get("/cat.png", elsewhere)
+    other_server = await aiohttp_server(other)
+    server_fake = FakeInvokeAI("6.14.2")
+    app = server_fake.app()
+
+    async def bounce(request: web.Request) -> web.Response:
+        raise web.HTTPFound(str(other_server.make_url("/cat.png")))
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>", content_type="image/png")  # says image, isn't one
+
+    app.router.add_get("/bounce", bounce)
+    app.router.add_get("/page", page)
+    url = str((await aiohttp_server(app)).make_url("/"))
+    await _put(api, url=url)
+    resp = await api.post("/api/v1/ref-image", json={"url": url + "bounce"})
+    assert (await resp.json())["error"]["message"] == errors.RefAddressRefused.message
+    assert elsewhere_seen == []
+    resp = await api.post("/api/v1/ref-image", json={"url": url + "page"})
+    assert (await resp.json())["error"]["message"] == errors.REF_NOT_IMAGE  # an address was given: it is to blame
+    assert server_fake.images == {}
+
+
+async def test_ref_image_url_and_file_scheme_refused(api: Any, fake: tuple[FakeInvokeAI, str]) -> None:
+    await _put(api, url=fake[1])
+    resp = await api.post("/api/v1/ref-image", json={"url": "file:///etc/passwd"})
+    assert resp.status == 422 and (await resp.json())["error"]["message"] == errors.REF_URL_SCHEME
 
 
 async def test_ref_image_that_is_not_an_image_is_refused(api: Any, fake: tuple[FakeInvokeAI, str]) -> None:
     await _put(api, url=fake[1])
     resp = await api.post("/api/v1/ref-image", data=b"<html>", headers={"Content-Type": "image/png"})
     assert resp.status == 422
+    message = (await resp.json())["error"]["message"]
+    assert message == errors.RefBytesNotImage.message and "address" not in message
     assert fake[0].images == {}
+
+
+# --- every route that reads an album file is confined like /file ---------------------------------------------------
+
+
+@pytest.fixture
+def confined_album(tmp_path: Path) -> tuple[Path, Path]:
+    """Album `swapped` with one indexed InvokeAI image; returns (that file, a recallable file outside the album)."""
+    folder, outside = tmp_path / "album", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    indexed = folder / "generated.png"
+    shutil.copyfile(FIXTURES / IMAGES[1], indexed)
+    secret = outside / "secret.png"
+    shutil.copyfile(FIXTURES / IMAGES[1], secret)  # recallable too: only the confinement can stop it
+    ConfigStore().update(lambda cfg: cfg.albums.append(AlbumConfig(key="swapped", display_name="Swapped",
+                                                                    folders=[str(folder)])))
+    table = Store(config.index_dir()).create("swapped", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM))
+    table.upsert([{"id": 1, "path": str(indexed), "folder": str(folder), "mtime_ns": 1, "size": 1, "width": 8,
+                   "height": 8, "vector": [0.5] * DIM}])
+    return indexed, secret
+
+
+async def test_ref_recall_and_remix_refuse_a_file_swapped_for_a_symlink(
+    confined_album: tuple[Path, Path], api: Any, fake: tuple[FakeInvokeAI, str]
+) -> None:
+    indexed, secret = confined_album
+    server_fake, url = fake
+    await _put(api, url=url)
+    assert (await api.post("/api/v1/images/swapped/1/recall")).status == 200  # inside the album: it works
+    server_fake.recalls.clear()
+    indexed.unlink()
+    indexed.symlink_to(secret)
+    file_resp = await api.get("/api/v1/images/swapped/1/file")
+    expected = (file_resp.status, await file_resp.json())
+    assert expected[0] == 404 and expected[1]["error"]["code"] == "file_outside_album"
+    for action in ("ref", "recall", "remix"):
+        resp = await api.post(f"/api/v1/images/swapped/1/{action}")
+        assert (resp.status, await resp.json()) == expected, action
+    assert server_fake.images == {} and server_fake.recalls == []
+    assert not [entry for entry in server_fake.requests if entry["path"] == "/api/v1/images/upload"]

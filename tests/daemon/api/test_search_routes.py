@@ -35,7 +35,7 @@ def _unit_rows(count: int, seed: int) -> np.ndarray:
 async def _album(api: Any, rows: list[dict[str, Any]], model: str = "ViT-B-32") -> AlbumTable:
     app = api.server.app
     app[CONFIG].update(lambda cfg: cfg.albums.append(AlbumConfig(key="pics", display_name="Pics", folders=["/pics"])))
-    table = app[STORE].open_for_indexing("pics", TableInfo(model=model, pretrained="none", dim=DIM))
+    table = app[STORE].create("pics", TableInfo(model=model, pretrained="none", dim=DIM))
     table.upsert(rows)
     return table
 

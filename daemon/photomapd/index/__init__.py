@@ -1,0 +1,1 @@
+"""Indexing: the folder scan and stat diff, index runs, and folder watching."""

@@ -1,0 +1,265 @@
+"""Index runs: scan → diff → delete removed → decode (thread pool) overlapped with embed → commit in batches.
+
+A run is synchronous and runs on a worker thread of the album's owner (`jobs.AlbumJobs`), which chooses the table it
+writes (the live one, or a staging table for a rebuild or a model change) and hands out row ids. Each batch is one
+LanceDB commit, so a killed process keeps every finished batch and the next run's diff skips them: resuming redoes
+at most one batch. Files that can't be decoded are skipped with a reason and listed; they never abort the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from photomapd.config import AlbumConfig
+from photomapd.model.runner import ModelRunner
+from photomapd.errors import FolderUnavailable, ImageUnreadable
+from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
+from photomapd.index.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
+from photomapd.store import AlbumTable
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 32  # images per forward pass and per commit: a kill loses at most this much work
+LOOKAHEAD_BATCHES = 2  # decoded batches queued ahead of the model: keeps it busy, caps memory (~2×32×600 KB)
+# One decoder per core (Pillow releases the GIL while decoding and resizing), capped at 8: on a 2-core CPU the model
+# is the bottleneck and decoders only run ahead; with a GPU, decoding is the bottleneck, but on a 16-core H200 box 16
+# decoders were slower than 8 (93 vs 137 img/s: the GIL-held parts of each decode start to queue).
+DECODE_WORKERS = min(8, max(2, os.cpu_count() or 2))
+# Each batch adds a small fragment and a scan reads every fragment, so a long first index compacts as it goes (every
+# ~1,600 rows, rewriting a few MB); the owner compacts (and prunes old versions) once more after every run.
+COMPACT_EVERY_BATCHES = 50
+MAX_LISTED_SKIPS = 500  # the progress event lists this many skipped files; the count covers all
+_INT64_MAX = 2**63 - 1
+
+
+
+def _seed_column(seed: Any) -> int | None:
+    return seed if isinstance(seed, int) and 0 <= seed <= _INT64_MAX else None
+
+
+def _utc_naive(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def metadata_columns(path: Path) -> dict[str, Any]:
+    """The normalized metadata columns of a row (DESIGN §2); the parser never raises, whatever the file holds."""
+    from photomapd.metadata import read_metadata
+
+    meta = read_metadata(path)
+    return {
+        "generator": meta.generator,
+        "app_version": meta.app_version,
+        "created_at": _utc_naive(meta.created_at),
+        "positive_prompt": meta.positive_prompt,
+        "negative_prompt": meta.negative_prompt,
+        "model": meta.model.name if meta.model else None,
+        "seed": _seed_column(meta.seed),
+        "loras": [lora.name for lora in meta.loras],
+        "has_recallable": meta.recallable,
+        "metadata_json": meta.model_dump_json(),
+    }
+
+
+class IdAllocator:
+    """Row ids for one album, handed out by its owner: never reused while the process lives, and above every id the
+    album's tables held when the owner first asked, so two runs (or a run and a repair) can never share an id."""
+
+    def __init__(self, first_free: int) -> None:
+        self._next = first_free
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> list[int]:
+        with self._lock:
+            start, self._next = self._next, self._next + count
+        return list(range(start, start + count))
+
+
+class IndexRun:
+    """One update, rebuild or resume of one album, into the table its owner chose."""
+
+    def __init__(
+        self,
+        album: AlbumConfig,
+        table: AlbumTable,
+        runner: ModelRunner,
+        ids: IdAllocator,
+        *,
+        is_replacement: bool = False,
+        known_ids: Mapping[str, int] | None = None,
+        only_paths: set[str] | None = None,
+        progress: IndexProgress | None = None,
+        on_progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.album = album
+        self.table = table
+        self.runner = runner
+        self.ids = ids
+        # A replacement (staging) table is built from a full scan of every folder while the live one stays as it is.
+        self.is_replacement = is_replacement
+        self.known_ids = known_ids or {}  # path -> id in the live table: a rebuild keeps each file's id
+        self.only_paths = None if is_replacement else only_paths  # a watcher's change set: stat just these
+        self.on_progress = on_progress or (lambda progress: None)
+        self.stop = stop or threading.Event()
+        self.progress = progress or IndexProgress(album=album.key, mode="rebuild" if is_replacement else "update")
+
+    # --- progress ---------------------------------------------------------------------------------------------------
+
+    def _emit(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(self.progress, name, value)
+        self.on_progress(self.progress.model_copy(deep=True))
+
+    def _skip(self, path: str, reason: str) -> None:
+        self.progress.skipped_count += 1
+        if len(self.progress.skipped) < MAX_LISTED_SKIPS:
+            self.progress.skipped.append(SkippedFile(path=printable_path(path), reason=reason))
+        log.info("skipped %r: %s", path, reason)
+
+    # --- the run ----------------------------------------------------------------------------------------------------
+
+    def run(self) -> IndexProgress:
+        """Scan, diff, remove, embed, commit. A user-level stop (a folder unplugged) raises PhotoMapError; the owner
+        turns whatever is raised into the run's final state."""
+        self._emit(state="running", phase="scanning", started_at=self.progress.started_at or time.time())
+        missing = [folder for folder in self.album.folders if not os.path.isdir(folder)]
+        if missing and (self.is_replacement or len(missing) == len(self.album.folders)):
+            raise FolderUnavailable(missing[0])  # a rebuild from part of the album must not replace all of it
+        if self.only_paths is not None:
+            scanned = list(stat_paths(self.only_paths, self.album.folders))
+        else:
+            scanned = list(scan_folders(self.album.folders))
+        scanned = [found for found in scanned if self._is_storable(found.path)]
+        indexed = self.table.stat_index()
+        if missing:  # an unmounted drive is not a deletion: keep its rows until it is back
+            kept = {path for path in indexed if album_folder_of(path, missing) is not None}
+            indexed = {path: row for path, row in indexed.items() if path not in kept}
+            self.progress.message = f"Folder {missing[0]} is not available; its {len(kept)} indexed images were kept"
+        scope = {str(Path(p).absolute()) for p in self.only_paths} if self.only_paths is not None else None
+        diff = diff_index(scanned, indexed, scope=scope)
+        self._emit(
+            new=len(diff.new), changed=len(diff.changed), removed=len(diff.removed), unchanged=diff.unchanged,
+            total=diff.to_embed,
+        )
+        if diff.removed:
+            self._emit(phase="removing")
+            self.table.delete_ids(diff.removed)
+        if diff.to_embed:
+            self._embed_and_commit(diff)
+        if not self.stop.is_set():
+            self._emit(done=self.progress.total)
+        return self.progress
+
+    def _is_storable(self, path: str) -> bool:
+        """A name that is not valid UTF-8 can be neither a LanceDB string nor a JSON one for the panel: skip that one
+        file with a reason the user can act on, rather than fail every batch it falls into."""
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            self._skip(path, "its file name is not valid UTF-8; rename the file to index it")
+            return False
+        return True
+
+    def _embed_and_commit(self, diff: IndexDiff) -> None:
+        self._emit(phase="loading_model")
+        embedder = self.runner.call_sync(lambda e: e)
+        work: list[tuple[FileStat, int]] = list(diff.changed)
+        fresh = iter(self.ids.take(sum(1 for found in diff.new if found.path not in self.known_ids)))
+        for found in diff.new:
+            known = self.known_ids.get(found.path)
+            work.append((found, known if known is not None else next(fresh)))
+        self._emit(phase="embedding")
+        started = time.monotonic()
+        done = 0
+
+        def decode(found: FileStat) -> tuple[Any, dict[str, Any]]:
+            decoded = embedder.decode_file(Path(found.path))
+            try:
+                columns = metadata_columns(Path(found.path))
+            except Exception:  # a parser bug must not drop the image from the index: keep it, without metadata
+                log.exception("metadata parser failed on %s", found.path)
+                columns = {}
+            return decoded, columns
+
+        batch: list[tuple[FileStat, int, Any, dict[str, Any]]] = []
+        commits = 0
+        with ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="photomap-decode") as pool:
+            queue: deque[tuple[FileStat, int, Future]] = deque()
+            pending = iter(work)
+
+            def top_up() -> None:
+                while len(queue) < BATCH_SIZE * LOOKAHEAD_BATCHES:
+                    item = next(pending, None)
+                    if item is None:
+                        return
+                    queue.append((item[0], item[1], pool.submit(decode, item[0])))
+
+            top_up()
+            while queue and not self.stop.is_set():
+                found, row_id, future = queue.popleft()
+                top_up()
+                try:
+                    decoded, columns = future.result()
+                    batch.append((found, row_id, decoded, columns))
+                except Exception as exc:  # whatever a hostile or vanished file provokes: skip it, never abort
+                    self._skip(found.path, skip_reason(exc))
+                    done += 1
+                if len(batch) == BATCH_SIZE or (not queue and batch):
+                    done += len(batch)
+                    self._commit_batch(batch)
+                    batch = []
+                    commits += 1
+                    if commits % COMPACT_EVERY_BATCHES == 0:
+                        self.table.compact()
+                    elapsed = time.monotonic() - started
+                    rate = done / elapsed if elapsed > 0 else None
+                    eta = (self.progress.total - done) / rate if rate else None
+                    self._emit(done=done, rate=rate, eta_s=eta)
+            for _, _, future in queue:  # stopping: drop decodes not started yet
+                future.cancel()
+
+    def _commit_batch(self, batch: list[tuple[FileStat, int, Any, dict[str, Any]]]) -> None:
+        vectors: np.ndarray = self.runner.call_sync(lambda e: e.encode_tensors([item[2].tensor for item in batch]))
+        rows = [
+            {
+                "id": row_id,
+                "path": found.path,
+                "folder": found.folder,
+                "mtime_ns": found.mtime_ns,
+                "size": found.size,
+                "width": decoded.width,
+                "height": decoded.height,
+                "vector": vector,
+                "x": None,  # content changed or new: the map places it afresh
+                "y": None,
+                "cluster": None,
+                **columns,
+            }
+            for (found, row_id, decoded, columns), vector in zip(batch, vectors)
+        ]
+        self.table.upsert(rows)
+
+
+def skip_reason(exc: Exception) -> str:
+    """What the skipped-files list says about a file that could not be indexed."""
+    if isinstance(exc, ImageUnreadable):  # empty, truncated, too many pixels, not an image: its message says which
+        return exc.message
+    if isinstance(exc, FileNotFoundError):  # deleted since the scan: the next update drops its row, if it had one
+        return "the file was removed while it was being indexed"
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def printable_path(path: str) -> str:
+    """A path for JSON and logs: bytes of a file name that are not UTF-8 shown as \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

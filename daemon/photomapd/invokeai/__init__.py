@@ -1,0 +1,1 @@
+"""Everything that talks to an InvokeAI server (the only httpx importer)."""

@@ -1,0 +1,1 @@
+"""The semantic map: layout (UMAP + placement), clusters and the binary payload."""

@@ -1,0 +1,1 @@
+"""Native messaging host, daemon lifecycle, install and start at login."""
