@@ -152,11 +152,14 @@ def scale(rows: int, rng: np.random.Generator, full_fit: bool) -> None:
         # Past 4096 rows umap switches to pynndescent, whose numba JIT is most of the first fit: warm that path too.
         warm = write_table(root / "warm", labelled(centres, WARM_ROWS, rng)[0])
         print(f"Scale: {rows} x {DIM} in LanceDB (numba JIT warmed on {WARM_ROWS} rows first)")
+        reducers = mapview.ReducerCache()  # the albums' owner holds one for the daemon's life
         timed(f"first layout in a process ({WARM_ROWS} rows, mostly JIT)", lambda: mapview.refresh_map(warm, "warm"))
         timed(f"the same again, compiled ({WARM_ROWS} rows)", lambda: mapview.refresh_map(warm, "warm", force_refit=True))
         marks: list[tuple[float, int]] = []
         start = time.perf_counter()
-        result = mapview.refresh_map(table, "bench", progress=lambda done, total: marks.append((time.time(), done)))
+        result = mapview.refresh_map(
+            table, "bench", progress=lambda done, total: marks.append((time.time(), done)), reducers=reducers
+        )
         took = time.perf_counter() - start
         state = mapview.load_state("bench")
         assert state is not None
@@ -165,17 +168,17 @@ def scale(rows: int, rng: np.random.Generator, full_fit: bool) -> None:
               f"   (fit {fitted_at:.1f} s)")  # fmt: skip
         report_quality(table, truth, rng)
         pickle_mb = (mapview.maps_dir() / state.reducer_file).stat().st_size / 1e6
-        mapview._LAST_REDUCER = None  # as after a daemon restart
-        timed(f"load the persisted model ({pickle_mb:.0f} MB, cold)", lambda: mapview._load_reducer(state))
+        reducers = mapview.ReducerCache()  # as after a daemon restart
+        timed(f"load the persisted model ({pickle_mb:.0f} MB, cold)", lambda: reducers.load(state))
 
         for run, cold in ((1, False), (2, True)):
             add_rows(table, labelled(centres, 1_000, rng)[0], first_id=rows + run * 1_000)
             if cold:
-                mapview._LAST_REDUCER = None
+                reducers = mapview.ReducerCache()
             label = "place 1k new rows, model read from disk" if cold else "place 1k new rows, model in memory"
-            placed = timed(label, lambda: mapview.refresh_map(table, "bench"))
+            placed = timed(label, lambda: mapview.refresh_map(table, "bench", reducers=reducers))
             assert placed.action == "transform" and placed.placed == 1_000
-        timed("no change (refresh_map no-op)", lambda: mapview.refresh_map(table, "bench"))
+        timed("no change (refresh_map no-op)", lambda: mapview.refresh_map(table, "bench", reducers=reducers))
         timed("full refit + Procrustes (what the predecessor did)", lambda: mapview.refresh_map(
             table, "bench", force_refit=True))  # fmt: skip
 

@@ -12,6 +12,7 @@ Goal (foundation issue): < 10 s excluding the embedding of the 110 files.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 import time
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from photomapd.config import AlbumConfig
-from photomapd.index.run import IndexProgress, IndexRun
+from photomapd.config import AlbumConfig, Config, ConfigStore
+from photomapd.index.progress import IndexProgress
+from photomapd.jobs import index_once
 from photomapd.model.runner import ModelRunner
 from photomapd.index.scan import scan_folders
 from photomapd.store import Store, TableInfo
@@ -49,7 +51,7 @@ def build_album(root: Path, count: int) -> None:
 
 
 def fill_table(store: Store, root: Path) -> None:
-    table = store.create("big", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM), rebuild=True)
+    table = store.create("big", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM))
     rng = np.random.default_rng(0)
     rows = []
     for row_id, found in enumerate(scan_folders([str(root)]), start=1):
@@ -61,7 +63,7 @@ def fill_table(store: Store, root: Path) -> None:
             table.upsert(rows)
             rows = []
     table.upsert(rows)
-    table.optimize()
+    table.compact()
 
 
 def main() -> None:
@@ -106,7 +108,9 @@ def main() -> None:
 
         album = AlbumConfig(key="big", display_name="Big", folders=[str(root)])
         start = time.perf_counter()
-        progress = IndexRun(album, store, runner, on_progress=on_progress).run()
+        progress = asyncio.run(
+            index_once(store, runner, ConfigStore(Config(albums=[album])), "big", on_progress=on_progress, refresh_map=False)
+        )
         total_s = time.perf_counter() - start
         runner.close()
 

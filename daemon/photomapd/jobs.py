@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -430,3 +430,34 @@ class AlbumJobs:
                 state.pending_index.done.cancel()
         self._pool.shutdown(wait=True)
 
+
+
+async def index_once(
+    store: Store,
+    runner: ModelRunner,
+    config_store: ConfigStore,
+    album_key: str,
+    mode: Mode = "update",
+    *,
+    on_progress: Callable[[IndexProgress], None] | None = None,
+    refresh_map: bool = True,
+) -> IndexProgress:
+    """One run through a fresh owner, for a process with no daemon (the CLI under the instance lock, benchmarks):
+    `on_progress` sees every event, in order, on the event loop. Cancelling this stops the run after the batch in
+    flight is committed."""
+    jobs = AlbumJobs(store, runner, config_store, refresh_map=refresh_map)
+    updates = jobs.subscribe(album_key)
+    report = on_progress or (lambda progress: None)
+
+    async def relay() -> None:
+        while True:
+            report(await updates.get())
+
+    relaying = asyncio.create_task(relay())
+    try:
+        return await jobs.run_index(album_key, mode)
+    finally:
+        relaying.cancel()
+        while not updates.empty():  # the last events were published just before the run's result
+            report(updates.get_nowait())
+        await jobs.close()

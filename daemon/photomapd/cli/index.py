@@ -90,28 +90,15 @@ def _index_locally(args: argparse.Namespace) -> int:
 async def _run_locally(
     args: argparse.Namespace, config_store: config.ConfigStore, runner: ModelRunner, bar: tqdm
 ) -> IndexProgress:
-    from photomapd.jobs import AlbumJobs
+    from photomapd.jobs import index_once
     from photomapd.store import Store
 
-    jobs = AlbumJobs(Store(config.index_dir()), runner, config_store, refresh_map=not args.no_map)
-    updates = jobs.subscribe(args.key)
-
-    def draw(progress: IndexProgress) -> None:
-        _draw(bar, progress.total, progress.done, progress.phase)
-
-    async def draw_events() -> None:
-        while True:
-            draw(await updates.get())
-
-    drawer = asyncio.create_task(draw_events())
-    try:
-        # Ctrl-C cancels this wait; close() below then stops the run after the batch in flight is committed.
-        return await jobs.run_index(args.key, "rebuild" if args.rebuild else "update")
-    finally:
-        drawer.cancel()
-        while not updates.empty():  # the last updates were published just before the run's result
-            draw(updates.get_nowait())
-        await jobs.close()
+    # Ctrl-C cancels this; the owner then stops the run after the batch in flight is committed.
+    return await index_once(
+        Store(config.index_dir()), runner, config_store, args.key, "rebuild" if args.rebuild else "update",
+        on_progress=lambda progress: _draw(bar, progress.total, progress.done, progress.phase),
+        refresh_map=not args.no_map,
+    )  # fmt: skip
 
 
 # --- through the daemon ---------------------------------------------------------------------------------------------
