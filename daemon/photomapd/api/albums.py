@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from photomapd import albums as album_rules
-from photomapd.api.app import read_model
+from photomapd.api.http import read_model
 from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
 from photomapd.config import AlbumConfig
 from photomapd.index.progress import IndexProgress

@@ -1,51 +1,23 @@
-"""Application factory, guard middleware (token, Host, Origin) and error rendering."""
+"""Application factory and the guard middleware (token, Host, Origin); errors render in api/http.py."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import Awaitable, Callable, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from photomapd import config
+from photomapd.api.http import Handler, error_middleware
 from photomapd.api.keys import CONFIG, OPTIONS, STORE, ServeOptions
+from photomapd.api.routes import ROUTES, cleanup_contexts, shutdown_hooks
 from photomapd.config import ConfigStore
-from photomapd.errors import Forbidden, PhotoMapError, Unauthorized
+from photomapd.errors import Forbidden, Unauthorized
 from photomapd.store import Store
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-M = TypeVar("M", bound=BaseModel)
-API_PREFIX = "/api/v1"
 LOCAL_HOSTNAMES = ("127.0.0.1", "localhost")
-
-
-async def read_model(request: web.Request, model: type[M], *, empty_means_defaults: bool = False) -> M:
-    """The request body validated into `model`; a ValidationError becomes a 422 in the error middleware."""
-    body = await request.read()
-    if not body and empty_means_defaults:
-        body = b"{}"
-    return model.model_validate_json(body)
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except PhotoMapError as err:
-        return error_response(err.status, err.code, err.message)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        message = f"{where}: {first['msg']}" if where else first["msg"]
-        return error_response(422, "invalid_request", message)
 
 
 def _bound_port(request: web.Request) -> int | None:
@@ -102,8 +74,6 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def create_app(options: ServeOptions, config_store: ConfigStore | None = None) -> web.Application:
     """The whole daemon as an aiohttp application; tests call this same factory with temp dirs."""
-    from photomapd.api.routes import ROUTES, cleanup_contexts, shutdown_hooks  # handlers import keys, not this module
-
     app = web.Application(middlewares=[error_middleware, guard_middleware], client_max_size=64 * 1024**2)
     app[OPTIONS] = options
     app[CONFIG] = config_store if config_store is not None else ConfigStore()

@@ -32,7 +32,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from photomapd import errors
-from photomapd.api.app import read_model
+from photomapd.api.http import read_model
 from photomapd.api.images import album_file
 from photomapd.api.keys import CONFIG, INVOKEAI
 from photomapd.config import Config

@@ -10,7 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from photomapd.api import albums, images, invokeai, mapview, search, status
-from photomapd.api.app import API_PREFIX
+from photomapd.api.http import API_PREFIX
 from photomapd.api.keys import CONFIG, EMBEDDER, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
 from photomapd.index.watch import AlbumWatchers
 from photomapd.jobs import AlbumJobs

@@ -22,7 +22,7 @@ import asyncio
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from photomapd.api.app import read_model
+from photomapd.api.http import read_model
 from photomapd.api.images import album_table
 from photomapd.api.keys import EMBEDDER, JOBS
 from photomapd.search.duplicates import DEFAULT_THRESHOLD

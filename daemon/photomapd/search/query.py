@@ -87,7 +87,7 @@ def _decode_upload(data: str) -> Image.Image:
 
 def _check_same_model(table: AlbumTable, runner: ModelRunner) -> None:
     """Text and uploaded images are embedded by the daemon's model; vectors of another model are not comparable."""
-    if (table.info.model, table.info.pretrained) != runner.embedding_names:
+    if not table.info.is_made_by(runner.embedding_names):
         raise ModelMismatch()
 
 
