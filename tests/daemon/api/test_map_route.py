@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from photomapd import mappayload, mapview
-from photomapd.api.keys import CONFIG, MAP_JOBS, STORE
+from photomapd.map import payload as mappayload
+from photomapd.map import layout as mapview
+from photomapd.api.keys import CONFIG, JOBS, STORE
 from photomapd.config import AlbumConfig
 from photomapd.store import AlbumTable, TableInfo
 
@@ -34,7 +35,7 @@ def _rows(count: int, first_id: int = 1) -> list[dict[str, Any]]:
 async def mapped(api: Any) -> AlbumTable:
     app = api.server.app
     app[CONFIG].update(lambda cfg: cfg.albums.append(AlbumConfig(key="pics", display_name="Pics", folders=["/pics"])))
-    table = app[STORE].open_for_indexing("pics", TableInfo(model="m", pretrained="none", dim=DIM))
+    table = app[STORE].create("pics", TableInfo(model="m", pretrained="none", dim=DIM))
     table.upsert(_rows(90))
     await asyncio.to_thread(mapview.refresh_map, table, "pics")
     return table
@@ -86,8 +87,8 @@ async def test_bad_filters_and_unknown_albums_are_clear_errors(api: Any, mapped:
 async def test_relayout_runs_in_the_background_and_bumps_the_layout_version(api: Any, mapped: AlbumTable) -> None:
     before = await api.get("/api/v1/albums/pics/map")
     started = await api.post("/api/v1/albums/pics/map/relayout")
-    assert started.status == 202 and (await started.json())["state"] == "running"
-    job = await asyncio.wait_for(api.server.app[MAP_JOBS].wait("pics"), timeout=60)
+    assert started.status == 202 and (await started.json())["state"] in ("queued", "running")
+    job = await asyncio.wait_for(api.server.app[JOBS].wait_relayout("pics"), timeout=60)
     assert job is not None and (job.state, job.layout_version, job.done, job.total) == ("done", 2, 90, 90)
     status = await (await api.get("/api/v1/albums/pics/map/relayout")).json()
     assert status["state"] == "done" and status["layout_version"] == 2
