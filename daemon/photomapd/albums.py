@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from photomapd.config import AlbumConfig, Config, ConfigStore
+from photomapd.config import AlbumConfig, Config, ConfigStore, cache_dir, config_dir, data_dir
 from photomapd.errors import AlbumExists, AlbumInvalid, AlbumNotFound
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -65,9 +66,34 @@ def validate_folders(folders: list[str]) -> list[str]:
             raise AlbumInvalid(f"'{folder}' is a file, not a folder")
         if not os.access(folder, os.R_OK | os.X_OK):
             raise AlbumInvalid(f"Folder '{folder}' is not readable by this user")
+        refuse_special_folder(folder)
         if folder not in result:
             result.append(folder)
     return result
+
+
+def refuse_special_folder(folder: str) -> None:
+    """Folders no album may have: the whole disk and the home dir (every system icon and cached picture would be
+    indexed and served), and PhotoMap's own dirs (its thumbnails would be indexed as images, which makes more
+    thumbnails). Symlinks are resolved first, so a link to / is refused too."""
+    resolved = Path(folder).resolve()
+    if resolved == Path(resolved.anchor):
+        raise AlbumInvalid(f"Folder '{folder}' is the whole disk: choose the folder your images are in")
+    if resolved == Path.home().resolve():
+        raise AlbumInvalid(
+            f"Folder '{folder}' is your home folder: choose the folder your images are in (e.g. ~/invokeai/outputs/images)"
+        )
+    for own in (config_dir(), data_dir(), cache_dir()):
+        own = own.resolve()
+        inside_ours = resolved == own or resolved.is_relative_to(own)
+        # A PhotoMap dir inside the album is scanned unless a hidden folder (~/.cache, ~/.local) hides it.
+        holds_ours = own.is_relative_to(resolved) and not any(
+            part.startswith(".") for part in own.relative_to(resolved).parts
+        )
+        if inside_ours or holds_ours:
+            raise AlbumInvalid(
+                f"Folder '{folder}' holds PhotoMap's own files ({own}): its thumbnails would be indexed as images"
+            )
 
 
 def find_album(config: Config, key: str) -> AlbumConfig:

@@ -31,7 +31,7 @@ from photomapd.index.run import IdAllocator, IndexRun
 from photomapd.map import layout
 from photomapd.model.runner import ModelRunner
 from photomapd.search.vectors import VectorCache, ensure_ann_index
-from photomapd.store import AlbumTable, Store, TableInfo
+from photomapd.store import AlbumTable, Store, TableInfo, album_key_of
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class _Album:
     key: str
     progress: IndexProgress
     pending_index: _IndexWork | None = None
+    active_index: _IndexWork | None = None  # taken off the queue, running (its first event may not be out yet)
     pending_relayout: MapJob | None = None
     relayout: MapJob | None = None  # the latest, for GET …/map/relayout
     drain: asyncio.Task[None] | None = None
@@ -108,11 +109,15 @@ class AlbumJobs:
         self.runner = runner
         self.config_store = config_store
         self.refresh_map = refresh_map  # the CLI's --no-map turns the post-run map update off
-        self.vectors = VectorCache()
+        self.vectors = VectorCache(on_damage=self._vectors_damaged)
         self.reducers = layout.ReducerCache()
         self._pool = ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="photomap-job")
         self._albums: dict[str, _Album] = {}
         self._closing = False
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # built outside a loop: damage reports then wait for the next start-up check
+            self._loop = None
 
     def _album(self, album_key: str) -> _Album:
         state = self._albums.get(album_key)
@@ -128,7 +133,7 @@ class AlbumJobs:
     def is_running(self, album_key: str) -> bool:
         """Is an index run going or queued for the album?"""
         state = self._albums.get(album_key)
-        return state is not None and (state.progress.state == "running" or state.pending_index is not None)
+        return state is not None and (state.active_index is not None or state.pending_index is not None)
 
     def relayout_job(self, album_key: str) -> MapJob | None:
         state = self._albums.get(album_key)
@@ -202,6 +207,18 @@ class AlbumJobs:
             state.needs_check, state.resume = True, interrupted.get(album.key)
             self._ensure_draining(state)
 
+    def _vectors_damaged(self, table_name: str) -> None:
+        """A search found vectors that are not finite (a damaged data file): repair the table, which drops those
+        rows, and the update that follows embeds their files again. Called from a read thread."""
+        if self._loop is not None and not self._closing:
+            self._loop.call_soon_threadsafe(self._queue_check, album_key_of(table_name))
+
+    def _queue_check(self, album_key: str) -> None:
+        if any(album.key == album_key for album in self.config_store.current.albums):
+            state = self._album(album_key)
+            state.needs_check = True
+            self._ensure_draining(state)
+
     def _check(self, state: _Album) -> bool:
         """Orphaned tables dropped, invariants repaired; True when rows were changed (then an update follows)."""
         self.store.drop_orphans()
@@ -245,9 +262,12 @@ class AlbumJobs:
                     self._queue_index(state.key, state.resume or "update", None)
                 state.resume = None
             elif state.pending_index is not None:
-                work, state.pending_index = state.pending_index, None
+                work, state.pending_index, state.active_index = state.pending_index, None, state.pending_index
                 state.stop = threading.Event()
-                result = await loop.run_in_executor(self._pool, self._run_index, state, work, loop)
+                try:
+                    result = await loop.run_in_executor(self._pool, self._run_index, state, work, loop)
+                finally:
+                    state.active_index = None
                 if not work.done.done():
                     work.done.set_result(result)
             elif state.pending_relayout is not None:

@@ -126,6 +126,11 @@ def sql_like_prefix(prefix: str) -> str:
     return sql_quote(escaped + "%") + " ESCAPE '\\'"
 
 
+def album_key_of(table_name: str) -> str:
+    """The album a table belongs to: its live table is named after it, a staging one `<key>.v<n>`."""
+    return table_name.split(".", 1)[0]
+
+
 def id_list(ids: Iterable[int]) -> str:
     """`1,2,3` for an `id IN (...)` clause; ints only, so nothing else can reach the SQL."""
     return ",".join(str(int(i)) for i in ids)
@@ -425,6 +430,7 @@ class Store:
         self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0) if read_only else None)
         self._lock = threading.RLock()
         self._tables: dict[str, AlbumTable] = {}  # LanceDB table name -> open table
+        self._names: set[str] | None = None  # the tables on disk; the writer keeps it current, a reader re-lists
         # Serials start at the clock so a restarted daemon never hands out a token (and map ETag) an old one did.
         self._serials = itertools.count(time.time_ns())
         self._catalog = self._read_catalog()
@@ -453,11 +459,18 @@ class Store:
         return self._catalog.albums.get(album_key) or AlbumEntry(table=album_key)
 
     def _table_names(self) -> set[str]:
-        result = self._db.list_tables()
-        names = getattr(result, "tables", result)
-        if not isinstance(names, list):
-            names = list(names)
-        return set(names)
+        """Listed once by the writer (listing is a directory walk: 1,000 albums made `GET /albums` take seconds)."""
+        if self._names is None or self.read_only:
+            names: set[str] = set()
+            page_token = None
+            while True:
+                result = self._db.list_tables(page_token=page_token)
+                names.update(result.tables)
+                page_token = result.page_token
+                if not page_token:
+                    break
+            self._names = names
+        return self._names
 
     # --- opening ----------------------------------------------------------------------------------------------------
 
@@ -489,6 +502,7 @@ class Store:
     def _create(self, name: str, info: TableInfo) -> AlbumTable:
         schema = image_row_model(info.dim).to_arrow_schema().with_metadata(info.to_schema_metadata())
         lance_table = self._db.create_table(name, schema=schema, mode="overwrite")
+        self._table_names().add(name)
         table = AlbumTable(lance_table, info, next(self._serials))
         self._tables[name] = table
         return table
@@ -515,7 +529,7 @@ class Store:
                     return existing
                 self._drop_name(entry.staging)
             entry.generation += 1
-            entry.staging = f"{album_key}.v{entry.generation}"  # '.' never occurs in an album key: no clash
+            entry.staging = f"{album_key}.v{entry.generation}"  # '.' never occurs in an album key: see album_key_of
             table = self._create(entry.staging, info)
             self._catalog.albums[album_key] = entry
             self._save_catalog()
@@ -571,6 +585,7 @@ class Store:
         self._tables.pop(name, None)
         if name in self._table_names():
             self._db.drop_table(name)
+            self._table_names().discard(name)
 
     def drop(self, album_key: str) -> None:
         """Drop the album's live and staging tables and forget it."""

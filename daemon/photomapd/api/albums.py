@@ -34,14 +34,22 @@ class IndexRequest(BaseModel):
     mode: Literal["update", "rebuild"] = "update"
 
 
+def _album_views(request: web.Request, albums: list[AlbumConfig]) -> list[dict[str, Any]]:
+    """Blocking: counts come from each table's fragment metadata (no scan), tables from the store's cache."""
+    store, jobs = request.app[STORE], request.app[JOBS]
+    views = []
+    for album in albums:
+        table = store.open(album.key)
+        views.append({
+            **album.model_dump(mode="json"),
+            "indexed_count": table.count() if table is not None else 0,
+            "progress": jobs.progress(album.key).model_dump(mode="json"),
+        })  # fmt: skip
+    return views
+
+
 async def _album_view(request: web.Request, album: AlbumConfig) -> dict[str, Any]:
-    table = await asyncio.to_thread(request.app[STORE].open, album.key)
-    count = await asyncio.to_thread(table.count) if table is not None else 0
-    return {
-        **album.model_dump(mode="json"),
-        "indexed_count": count,
-        "progress": request.app[JOBS].progress(album.key).model_dump(mode="json"),
-    }
+    return (await asyncio.to_thread(_album_views, request, [album]))[0]
 
 
 def _resync_watchers(request: web.Request) -> None:
@@ -50,7 +58,7 @@ def _resync_watchers(request: web.Request) -> None:
 
 
 async def list_albums(request: web.Request) -> web.Response:
-    views = [await _album_view(request, album) for album in request.app[CONFIG].current.albums]
+    views = await asyncio.to_thread(_album_views, request, request.app[CONFIG].current.albums)
     return web.json_response(views)
 
 

@@ -33,7 +33,8 @@ async def album_table(request: web.Request, key: str | None = None) -> AlbumTabl
 
 def parse_image_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: str.isdigit also accepts '²' and other digits int() refuses; 18 digits stay inside int64.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ImageNotFound()
     return int(raw)
 

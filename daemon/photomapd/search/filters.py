@@ -10,9 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from photomapd.errors import BadRequest
 from photomapd.store import sql_like_prefix, sql_quote
 
 MAX_TEXT_CHARS = 1000  # CLIP reads 77 tokens; longer text is only truncated by the tokenizer, so cap the request
+INT64_MAX = 2**63 - 1  # ids and seeds are int64 columns: a larger number can match nothing and must not reach SQL
 
 
 class SearchFilters(BaseModel):
@@ -25,7 +27,7 @@ class SearchFilters(BaseModel):
     date_to: date | datetime | None = None  # inclusive for a date (the whole day), exclusive for a date-time
     model: str | None = Field(default=None, max_length=512)
     lora: str | None = Field(default=None, max_length=512)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)
     generator: str | None = Field(default=None, max_length=64)
     prompt: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)  # case-insensitive substring of the prompt
 
@@ -41,7 +43,10 @@ class SearchFilters(BaseModel):
 def _sql_timestamp(moment: datetime) -> str:
     """A SQL timestamp literal; `created_at` is stored as naive UTC, so aware times are converted first."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is past the last moment Python can hold in UTC
+            raise BadRequest("That date is out of range") from exc
     return f"timestamp {sql_quote(moment.isoformat(sep=' '))}"
 
 
@@ -49,8 +54,13 @@ def _start_of(value: date | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime.combine(value, time.min)
 
 
-def _end_of(value: date | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime.combine(value + timedelta(days=1), time.min)
+def _end_of(value: date | datetime) -> datetime | None:
+    """The exclusive end of `value`; None for the last day there is (no bound: date.max + 1 day would overflow)."""
+    if isinstance(value, datetime):
+        return value
+    if value >= date.max:
+        return None
+    return datetime.combine(value + timedelta(days=1), time.min)
 
 
 def filters_to_where(filters: SearchFilters | None) -> str | None:
@@ -64,8 +74,9 @@ def filters_to_where(filters: SearchFilters | None) -> str | None:
         clauses.append(f"(folder = {sql_quote(folder)} OR path LIKE {sub_folders})")
     if filters.date_from is not None:
         clauses.append(f"created_at >= {_sql_timestamp(_start_of(filters.date_from))}")
-    if filters.date_to is not None:
-        clauses.append(f"created_at < {_sql_timestamp(_end_of(filters.date_to))}")
+    end = _end_of(filters.date_to) if filters.date_to is not None else None
+    if end is not None:
+        clauses.append(f"created_at < {_sql_timestamp(end)}")
     if filters.model:
         clauses.append(f"model = {sql_quote(filters.model)}")
     if filters.lora:

@@ -125,7 +125,9 @@ def _approximate(table: AlbumTable, query: np.ndarray, request: SearchRequest, w
     )
     ids = hits.column("id").to_numpy()
     scores = 1.0 - hits.column("_distance").to_numpy().astype(np.float32)  # cosine distance = 1 - cosine
-    is_kept = np.ones(len(ids), dtype=bool) if request.min_score is None else scores >= request.min_score
+    is_kept = np.isfinite(scores)  # a damaged vector never ranks, and NaN never reaches JSON
+    if request.min_score is not None:
+        is_kept &= scores >= request.min_score
     ids, scores, hits = ids[is_kept], scores[is_kept], hits.filter(pa.array(is_kept))
     if request.sort == "date":
         order = _date_order(ids, hits.column("created_at"))[request.offset : end]

@@ -12,11 +12,12 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from photomapd.search.duplicates import DuplicateGroup, duplicate_groups
-from photomapd.store import AlbumTable
+from photomapd.store import AlbumTable, check_vectors
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ class VectorCache:
     """Each album's vector matrix in memory for exact search, reloaded when the table's version changes.
 
     The table stays the source of truth: this only saves re-reading 2 KB a row per query. One app holds one cache.
+    Rows whose vector is not finite and unit-length (a damaged data file) are left out of the matrix, so no score is
+    ever NaN, and `on_damage(table name)` tells the albums' owner, which repairs the table and re-embeds them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_damage: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._matrices: dict[str, VectorMatrix] = {}
         self._groups: dict[str, tuple[TableVersion, float, list[DuplicateGroup]]] = {}
+        self._on_damage = on_damage
 
     def matrix(self, table: AlbumTable) -> VectorMatrix:
         name, version = table.name, table.version
@@ -72,6 +76,12 @@ class VectorCache:
             return cached
         ids, vectors = table.vectors()
         order = np.argsort(ids, kind="stable")
+        is_sound = check_vectors(vectors[order]) if len(ids) else np.ones(0, dtype=bool)
+        if not is_sound.all():
+            log.warning("table %s has %d damaged vectors; leaving them out", name, int((~is_sound).sum()))
+            order = order[is_sound]
+            if self._on_damage is not None:
+                self._on_damage(name)
         fresh = VectorMatrix(version, ids[order].astype(np.int64), np.ascontiguousarray(vectors[order]), order)
         with self._lock:
             self._matrices[name] = fresh
