@@ -135,7 +135,7 @@ _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 def template_dir() -> Path:
     """`native-messaging/` of the source tree (editable installs), or where a wheel's data files land."""
     candidates = [
-        Path(__file__).resolve().parents[2] / "native-messaging",
+        Path(__file__).resolve().parents[3] / "native-messaging",  # daemon/photomapd/native/ -> the repo
         Path(sys.prefix) / "share" / "photomap" / "native-messaging",
     ]
     for candidate in candidates:
