@@ -128,7 +128,15 @@ class AlbumJobs:
     # --- state ------------------------------------------------------------------------------------------------------
 
     def progress(self, album_key: str) -> IndexProgress:
-        return self._album(album_key).progress
+        """The album's latest progress: the run under way (or, before its first event is out, the run taken off
+        the queue), else a queued run, else the last run's final state."""
+        state = self._album(album_key)
+        active, pending = state.active_index, state.pending_index
+        if active is not None and state.progress.run_id != active.progress.run_id:
+            return active.progress.model_copy()
+        if active is None and pending is not None:
+            return pending.progress.model_copy()
+        return state.progress
 
     def is_running(self, album_key: str) -> bool:
         """Is an index run going or queued for the album?"""

@@ -168,13 +168,16 @@ def check_vectors(vectors: np.ndarray) -> np.ndarray:
 class AlbumTable:
     """One album's rows. Writes go through the album's owner (`jobs.AlbumJobs`); reads may come from any thread."""
 
-    def __init__(self, table: Any, info: TableInfo, serial: int) -> None:
+    def __init__(self, table: Any, info: TableInfo, serial: int, *, follows_writer: bool = False) -> None:
         self._table = table
         self.info = info
         self.name: str = table.name
         self.schema: pa.Schema = table.schema
         self._serial = serial  # unique per opened table in this process: a re-created table never reuses a token
         self._writes = 0
+        self._count: tuple[tuple[int, int], int] | None = None  # (version, rows): the album list asks often
+        # A reader's table changes under it (another process writes), so nothing may be cached on its token.
+        self._follows_writer = follows_writer
 
     @property
     def version(self) -> tuple[int, int]:
@@ -188,7 +191,14 @@ class AlbumTable:
     # --- reads ------------------------------------------------------------------------------------------------------
 
     def count(self, condition: str | None = None) -> int:
-        return int(self._table.count_rows(condition))
+        if condition is not None:
+            return int(self._table.count_rows(condition))
+        version, cached = self.version, self._count
+        if cached is not None and cached[0] == version and not self._follows_writer:
+            return cached[1]
+        rows = int(self._table.count_rows())
+        self._count = (version, rows)
+        return rows
 
     def stat_index(self) -> dict[str, StatRow]:
         """path → (id, mtime_ns, size) for every row: all the diff needs, without reading vectors."""
@@ -485,7 +495,7 @@ class Store:
             info = TableInfo.from_schema_metadata(lance_table.schema.metadata)
             if info is None:
                 return None
-            table = AlbumTable(lance_table, info, next(self._serials))
+            table = AlbumTable(lance_table, info, next(self._serials), follows_writer=self.read_only)
             self._tables[name] = table
             return table
 

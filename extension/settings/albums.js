@@ -51,7 +51,7 @@ export class AlbumManager {
   async load() {
     const albums = await this.getDaemon().get('/albums');
     this.list.replaceChildren(...albums.map((album) => this.card(album)));
-    for (const album of albums) if (album.progress && album.progress.state === 'running') this.watch(album.key);
+    for (const album of albums) if (album.progress && ['running', 'queued'].includes(album.progress.state)) this.watch(album.key);
     return albums;
   }
 

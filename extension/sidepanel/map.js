@@ -73,8 +73,9 @@ export class MapView {
     button.disabled = true;
     try {
       let job = await this.getDaemon().post(path, {});
-      while (job && job.state === 'running') {
-        status.textContent = `Re-layout: ${job.done}/${job.total}`;
+      // A re-layout waits for an index run of the album to finish first ('queued').
+      while (job && (job.state === 'running' || job.state === 'queued')) {
+        status.textContent = job.state === 'queued' ? 'Re-layout: waiting for indexing to finish' : `Re-layout: ${job.done}/${job.total}`;
         await new Promise((resolve) => setTimeout(resolve, RELAYOUT_POLL_MS));
         job = await this.getDaemon().get(path);
       }

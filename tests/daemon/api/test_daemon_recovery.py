@@ -3,14 +3,8 @@ resumes the run by itself (an update, or a rebuild into its staging table) witho
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -19,74 +13,45 @@ from photomapd.index.run import BATCH_SIZE
 from photomapd.store import Store
 
 from tests.daemon.images import make_album
+from tests.daemon.processes import Daemons, api, use_test_model, wait_until
 
 START_S = 120.0  # a cold serve imports aiohttp + lancedb, the first run loads torch and the model: slow on loaded CI
 RUN_S = 300.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
-
-
 class Daemon:
+    """One daemon at a time on the test's port: started until it answers, killed with -9 (no cleanup at all)."""
+
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.port = free_port()
-        self.token = config.load_or_create_token()
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.daemons = Daemons(tmp_path)
+        use_test_model()
 
-    def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"serve-{len(self.procs)}.log", "wb")
-        command = [sys.executable, "-m", "photomapd", "serve", "--port", str(self.port), "--no-watch",
-                   "--model", "ViT-B-32", "--pretrained", "none"]  # fmt: skip
-        self.procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-        wait_until(lambda: self.call("GET", "/status", expect=None) is not None, "the daemon to answer", START_S)
-        return self.procs[-1]
+    def start(self) -> None:
+        self.daemons.start()
+        wait_until(lambda: self._answers(), "the daemon to answer", START_S)
 
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = 200) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+    def _answers(self) -> bool:
         try:
-            headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-            conn.request(method, "/api/v1" + path, body=None if body is None else json.dumps(body), headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except OSError:
-            if expect is None:
-                return None
-            raise
-        finally:
-            conn.close()
-        if expect is not None:
-            assert response.status == expect, data
-        return json.loads(data) if data else {}
+            return self.call("GET", "/status") is not None
+        except (OSError, AssertionError):
+            return False
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        status, answer = api(self.daemons.port, method, path, body)
+        assert status == expect, answer
+        return answer
 
     def kill(self) -> None:
-        proc = self.procs[-1]
-        proc.kill()  # SIGKILL: no cleanup, no last commit
+        proc = self.daemons.started[-1]
+        proc.kill()
         proc.wait(timeout=30)
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     running = Daemon(tmp_path)
     yield running
-    running.close()
+    running.daemons.close()
 
 
 def reader() -> Store:
