@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -138,6 +139,8 @@ class Config(BaseModel):
     model: str = "ViT-B-32-256"
     pretrained: str = "datacomp_s34b_b86k"
     port: int = DEFAULT_PORT
+    # The loaded model holds ~1.4 GB all day otherwise; reloading it takes seconds, once per idle spell. 0 = never.
+    model_idle_unload_s: float = Field(default=600.0, ge=0.0)
     extension_ids: list[str] = Field(default_factory=list)
 
     def allowed_extension_ids(self) -> set[str]:
@@ -188,27 +191,65 @@ class ConfigStore:
 
 # --- API token ------------------------------------------------------------------------------------------------------
 
+# What counts as a token: visible ASCII, no spaces (it goes into an HTTP header as is), at least this long. Ours are
+# 43 characters; anything shorter or with other bytes is a damaged file (emptied, truncated, overwritten), not a token.
+MIN_TOKEN_CHARS = 16
+MAX_TOKEN_CHARS = 512  # a header line, not a file: longer means the file holds something else
+_TOKEN_SHAPE = re.compile(rf"[\x21-\x7e]{{{MIN_TOKEN_CHARS},{MAX_TOKEN_CHARS}}}")
+
+
+def read_token() -> str | None:
+    """The token in the token file; None when the file is missing, empty or damaged (see token_file_problem)."""
+    try:
+        raw = token_path().read_bytes()
+    except FileNotFoundError:
+        return None
+    token = raw.decode("ascii", errors="replace").strip()
+    return token if _TOKEN_SHAPE.fullmatch(token) else None
+
+
+def token_file_problem() -> str | None:
+    """What is wrong with the token file, as the end of a sentence naming it; None when it holds a token."""
+    path = token_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    if not raw.strip():
+        return f"{path} is empty"
+    return None if read_token() is not None else f"{path} does not hold a valid token (it is damaged)"
+
+
+def write_token(token: str) -> None:
+    """Put `token` in the token file, atomically and readable by the user only (the daemon repairs it with this)."""
+    write_atomic(token_path(), token.encode("ascii"), mode=0o600)
+
 
 def load_or_create_token() -> str:
     """The bearer token the extension must send; created on first start, readable by the user only.
 
-    Several processes may get here at once (two `serve`s, the native host, a CLI). The new token is written to a temp
-    file and hard-linked into place, which fails if another process got there first: then everyone reads the one
-    file that won, instead of each keeping the token it generated.
+    Several processes may get here at once (two `serve`s, the native host, a CLI). A missing token is written to a
+    temp file and hard-linked into place, which fails if another process got there first: then everyone reads the one
+    file that won, instead of each keeping the token it generated. A damaged file (empty, garbled) is replaced: never
+    hand out an empty token, which would make `Bearer ` a valid header. While a daemon runs it puts its own token back
+    within a second (api/server.py), so a client that replaced it meanwhile converges on the daemon's.
     """
+    token = read_token()
+    if token is not None:
+        return token
     path = token_path()
-    try:
-        token = path.read_text(encoding="ascii").strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
+    fresh = secrets.token_urlsafe(TOKEN_BYTES)
+    if path.exists():
+        write_token(fresh)
+        return read_token() or fresh  # re-read: a process replacing it at the same moment may have won
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".token.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as tmp:
-            tmp.write(secrets.token_urlsafe(TOKEN_BYTES).encode("ascii"))
+            tmp.write(fresh.encode("ascii"))
             tmp.flush()
             os.fsync(tmp.fileno())
         try:
@@ -217,4 +258,4 @@ def load_or_create_token() -> str:
             pass  # another process created it first: its token is the token
     finally:
         Path(tmp_name).unlink(missing_ok=True)
-    return path.read_text(encoding="ascii").strip()
+    return read_token() or fresh

@@ -1,4 +1,9 @@
-"""Run the API on 127.0.0.1: pick the port (config's, or a free one when taken) and publish it in state.json."""
+"""Run the API on 127.0.0.1: pick the port (config's, or a free one when taken) and publish it in state.json.
+
+While it runs the daemon keeps what it published true: state.json, the token file and the lock file's name are put
+back every lifecycle.REPAIR_INTERVAL_S when something damaged or deleted them, so `status` and the native host's
+`hello` find it again within a second, with the token the extension already holds.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ async def serve(options: ServeOptions, port: int | None = None) -> None:
     await _take_instance_lock(instance)
     try:
         lifecycle.clear_stale_state()  # a daemon killed with -9 left its state.json; we hold the lock, so it is stale
-        await _serve_locked(options, port)
+        await _serve_locked(options, port, instance)
     finally:
         instance.release()
 
@@ -70,7 +75,7 @@ async def _take_instance_lock(instance: lifecycle.InstanceLock) -> None:
         await asyncio.sleep(lifecycle.LOCK_POLL_S)
 
 
-async def _serve_locked(options: ServeOptions, port: int | None) -> None:
+async def _serve_locked(options: ServeOptions, port: int | None, instance: lifecycle.InstanceLock) -> None:
     config_store = ConfigStore()
     app = create_app(options, config_store)
     runner = web.AppRunner(app, handle_signals=False)
@@ -83,6 +88,7 @@ async def _serve_locked(options: ServeOptions, port: int | None) -> None:
     log.info("photomapd listening on http://%s:%d", BIND_HOST, bound_port)
 
     stop = asyncio.Event()
+    keeper = asyncio.create_task(_keep_published(instance, bound_port, options.token, stop))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -93,5 +99,32 @@ async def _serve_locked(options: ServeOptions, port: int | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         log.info("photomapd stopping")
+        stop.set()  # also when we leave by an exception: the keeper must be done before state.json is cleared
+        await keeper
         await runner.cleanup()
         lifecycle.clear_state()
+
+
+async def _keep_published(instance: lifecycle.InstanceLock, port: int, token: str, stop: asyncio.Event) -> None:
+    """Every REPAIR_INTERVAL_S until `stop`, put back state.json, the token file and the lock's name if they no
+    longer say what this daemon is. The daemon's own token wins: the extension holds it, a new one would lock it out.
+    A repair in flight when `stop` comes is finished, never cut off (a thread can't be cancelled anyway)."""
+    failing: str | None = None  # say a failure once, not every second, and say when it is over
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), lifecycle.REPAIR_INTERVAL_S)
+            return
+        except TimeoutError:
+            pass
+        try:
+            repaired = await asyncio.to_thread(lifecycle.repair_published_files, instance, port, token)
+        except OSError as exc:  # a full disk or a read-only dir must not stop the daemon: try again next round
+            if str(exc) != failing:
+                log.error("cannot repair this daemon's state.json or token file: %s", exc)
+                failing = str(exc)
+            continue
+        if failing is not None:
+            log.info("this daemon's state.json and token file can be written again")
+            failing = None
+        for path in repaired:
+            log.warning("%s was damaged or gone: wrote it again for this daemon", path)

@@ -11,7 +11,6 @@ import http.client
 import json
 from typing import Any, Generator, Iterator
 
-from photomapd import config
 from photomapd.errors import PhotoMapError
 from photomapd.native import lifecycle
 
@@ -151,4 +150,4 @@ def connect() -> DaemonClient | None:
     daemon = lifecycle.running_daemon()
     if daemon is None:
         return None
-    return DaemonClient(daemon, config.load_or_create_token())
+    return DaemonClient(daemon, daemon.token)  # the token the daemon just accepted, not a second read of the file

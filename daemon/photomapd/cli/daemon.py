@@ -61,7 +61,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     daemon = lifecycle.running_daemon()
     if daemon is None:
-        print("photomapd is not running")
+        unreachable = lifecycle.unreachable_daemon()  # a live daemon whose files it could not put right
+        print(f"photomapd: {unreachable.reason}" if unreachable else "photomapd is not running")
         return 3  # LSB status code for "not running", so scripts can tell it from an error
     print(f"photomapd {daemon.version} is running at {daemon.url} (pid {daemon.pid})")
     return 0

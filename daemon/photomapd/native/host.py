@@ -5,7 +5,9 @@ then that many bytes of UTF-8 JSON. stdout carries frames and nothing else (a st
 and it drops the port), so logs go to a file and `run` points `sys.stdout` at stderr while it holds the real one.
 
 Requests: `{"type": "hello"|"status"|"start", "id"?: str|int}`. Replies echo `id`:
-- hello  -> {"type": "hello", "port", "token", "version"}; starts the daemon first when none answers.
+- hello  -> {"type": "hello", "port", "token", "version"}; starts the daemon first when none answers. A daemon that
+  damaged files (state.json, token) hide is found again once it has repaired them (a second or so), or the error
+  says what is wrong within lifecycle.REPAIR_WAIT_S: never the whole start timeout.
 - start  -> {"type": "start", "running": true, "port", "pid", "version"}; the same start, without the token.
 - status -> {"type": "status", "running", "port", "pid", "version"}; never starts anything.
 - anything wrong -> {"type": "error", "code", "message"}.
@@ -135,8 +137,8 @@ def parse_request(body: bytes) -> HostRequest:
 
 def _hello(request: HostRequest) -> BaseModel:
     daemon = lifecycle.start_daemon()
-    token = config.load_or_create_token()
-    return HelloReply(port=daemon.port, token=token, version=daemon.version, id=request.id)
+    # The token that daemon just accepted, not a second read of the file: that one could be damaged meanwhile.
+    return HelloReply(port=daemon.port, token=daemon.token, version=daemon.version, id=request.id)
 
 
 def _start(request: HostRequest) -> BaseModel:

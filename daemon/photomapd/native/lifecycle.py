@@ -1,14 +1,12 @@
-"""One daemon per data dir: the instance lock, state.json, is-it-running checks, detached start, and stop.
+"""One daemon per data dir: state.json, is-it-running checks, detached start, and stop (the lock is in lock.py).
 
-The lock is an OS file lock (flock, or msvcrt on Windows) that the kernel drops when its process dies, however it
-dies (kill -9 included), so a crash never leaves a lock that blocks the next daemon. The daemon holds it for its whole
-life; a CLI command that changes something holds it for its duration when no daemon runs (DESIGN §10), so the two
-never write at once. The file names the holder: a daemon writes its pid, a CLI `cli <pid> <command line>`. A `serve`
-that finds a CLI holding the lock waits for it; one that finds a daemon bows out.
+To find a daemon, read state.json and then ask that daemon's `/status` with the token. That answer is the real test
+because it also catches a pid the OS has given to some other program since.
 
-Nobody takes the lock just to test it: a probe holding it for a moment could make a daemon that is starting at that
-moment think it lost. To find a daemon, read state.json and then ask that daemon's `/status` with the token. That
-answer is the real test because it also catches a pid the OS has given to some other program since.
+Damaged files heal themselves: a running daemon is the only writer of state.json, of the lock file's name and (while
+it runs) of the token file, and it puts back what they should say every REPAIR_INTERVAL_S (api/server.py). A client
+that finds them damaged while the lock names a live daemon waits a few seconds for that, then says exactly what is
+wrong; it never writes a token of its own that the daemon would refuse.
 
 This module is imported by the native host, so it stays light: no aiohttp, no lancedb.
 """
@@ -24,12 +22,26 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from photomapd import config
 from photomapd.errors import AlreadyRunning, DaemonStartFailed, DaemonStopFailed
+
+# The lock's names stay reachable as lifecycle.X, as callers have always used them.
+from photomapd.native.lock import (  # noqa: F401
+    LOCK_POLL_S,
+    MAX_LOCK_COMMAND_CHARS,
+    UNNAMED_HOLDER_GRACE_S,
+    InstanceLock,
+    LockHolder,
+    LockWaiter,
+    lock_holder_pid,
+    lock_path,
+    pid_alive,
+    read_lock_holder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +49,11 @@ START_TIMEOUT_S = 30.0  # a cold start imports aiohttp + lancedb (~3 s on a 2-co
 STOP_TIMEOUT_S = 30.0  # shutdown lets an in-flight index batch commit first
 STATUS_TIMEOUT_S = 2.0  # loopback /status answers in milliseconds; longer means a hung or foreign listener
 POLL_INTERVAL_S = 0.1
-LOCK_POLL_S = 0.2  # a serve or CLI waiting for the lock retries this often: prompt once it is free, ~no CPU meanwhile
-# A holder names itself right after taking the lock, so a nameless holder is normally gone within microseconds; one
-# that stays nameless this long is no current photomapd process, and counts as a daemon (as before the lock had names)
-UNNAMED_HOLDER_GRACE_S = 2.0
-MAX_LOCK_COMMAND_CHARS = 200  # a CLI's command line in the lock file: enough to recognise it, one readable line
-_CLI_HOLDER = "cli"
+# A running daemon re-checks state.json, the token file and the lock file's name this often: a stat and three tiny
+# reads per second, invisible at rest, and a client that finds them damaged waits REPAIR_WAIT_S for the repair.
+REPAIR_INTERVAL_S = 1.0
+REPAIR_WAIT_S = 3 * REPAIR_INTERVAL_S  # room for a busy thread pool; the browser's hello must answer within seconds
 LOG_KEEP_BYTES = 5 * 1024**2  # past this daemon.log becomes daemon.log.1: enough to debug a start, never a hoard
-_WINDOWS_LOCK_OFFSET = 4096  # msvcrt locks bytes and blocks reading them; lock one well past the pid text
-
-
-def lock_path() -> Path:
-    return config.data_dir() / "daemon.lock"
 
 
 def log_path() -> Path:
@@ -62,6 +67,7 @@ class DaemonStatus:
     port: int
     pid: int
     version: str
+    token: str = field(repr=False)  # the token it accepted: what the native host hands the extension
 
     @property
     def url(self) -> str:
@@ -95,131 +101,19 @@ def clear_stale_state() -> None:
     config.state_path().unlink(missing_ok=True)
 
 
-# --- instance lock --------------------------------------------------------------------------------------------------
-
-
-class InstanceLock:
-    """The one-writer lock of the data dir. A daemon holds it for its whole life (`command` None); a CLI command that
-    changes something holds it while no daemon runs (`command` is its command line, shown to whoever waits)."""
-
-    def __init__(self, path: Path | None = None, *, command: str | None = None) -> None:
-        self.path = path if path is not None else lock_path()
-        self.command = command
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        """Take the lock without waiting; False when another live process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock(fd)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)  # the Windows lock moved the offset to its lock byte
-        os.write(fd, self._holder_text().encode("utf-8"))
-        self._fd = fd
-        return True
-
-    def _holder_text(self) -> str:
-        if self.command is None:
-            return str(os.getpid())  # a daemon: the bare pid, as every version wrote it
-        command = " ".join(self.command.split())  # one line, whatever the arguments held
-        if len(command) > MAX_LOCK_COMMAND_CHARS:
-            command = command[: MAX_LOCK_COMMAND_CHARS - 1] + "…"
-        return f"{_CLI_HOLDER} {os.getpid()} {command}"
-
-    def release(self) -> None:
-        # The file itself stays: unlinking a lock file lets two processes lock two different inodes at once.
-        if self._fd is None:
-            return
-        os.ftruncate(self._fd, 0)
-        _unlock(self._fd)
-        os.close(self._fd)
-        self._fd = None
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who the lock file names: a daemon, or the CLI command that holds the lock while no daemon runs."""
-
-    pid: int | None  # None: a holder that never named itself (see UNNAMED_HOLDER_GRACE_S)
-    command: str | None = None  # the CLI's command line, e.g. "photomapd index invokeai"; None for a daemon
-
-    @property
-    def is_daemon(self) -> bool:
-        return self.command is None
-
-    def describe(self) -> str:
-        pid = f"pid {self.pid}" if self.pid is not None else "pid unknown"
-        return f"'{self.command}' ({pid})" if self.command is not None else f"the daemon ({pid})"
-
-
-class LockWaiter:
-    """Tries the instance lock for a process that may wait for it; the caller sleeps between tries (a CLI with
-    time.sleep, `serve` with asyncio.sleep), so this never blocks."""
-
-    def __init__(self, lock: InstanceLock) -> None:
-        self.lock = lock
-        self._nameless_since: float | None = None
-
-    def try_once(self) -> tuple[bool, LockHolder | None]:
-        """(True, None) when the lock is now ours; else (False, who holds it), the holder None while it has not
-        named itself yet (it is between taking the lock and writing its name: try again in a moment)."""
-        if self.lock.acquire():
-            return True, None
-        holder = read_lock_holder()
-        if holder is not None and holder.pid is not None and pid_alive(holder.pid):
-            self._nameless_since = None
-            return False, holder
-        now = time.monotonic()
-        self._nameless_since = self._nameless_since if self._nameless_since is not None else now
-        if now - self._nameless_since >= UNNAMED_HOLDER_GRACE_S:
-            return False, LockHolder(pid=None)
-        return False, None
-
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _lock(fd: int) -> None:
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def read_lock_holder() -> LockHolder | None:
-    """Who the current (or last) lock holder said it is; None when the file is empty, missing or unreadable."""
-    try:
-        text = lock_path().read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if text.isdigit():
-        return LockHolder(pid=int(text))
-    kind, _, rest = text.partition(" ")
-    pid, _, command = rest.partition(" ")
-    if kind == _CLI_HOLDER and pid.isdigit():
-        return LockHolder(pid=int(pid), command=command or "photomapd")
-    return None
-
-
-def lock_holder_pid() -> int | None:
-    """The pid the current (or last) lock holder wrote, daemon or CLI; None when the file names nobody."""
-    holder = read_lock_holder()
-    return holder.pid if holder is not None else None
+def repair_published_files(lock: InstanceLock, port: int, token: str) -> list[str]:
+    """The running daemon's side of recovery: rewrite state.json, the token file and the lock file's name when they no
+    longer say what this daemon is (damaged, emptied, deleted); returns what it rewrote. Blocking file I/O."""
+    repaired: list[str] = []
+    if read_state() != {"port": port, "pid": os.getpid()}:
+        write_state(port)
+        repaired.append(str(config.state_path()))
+    if config.read_token() != token:  # the daemon's token is the one that works: put it back, never take another
+        config.write_token(token)
+        repaired.append(str(config.token_path()))
+    if lock.rewrite_name():
+        repaired.append(str(lock.path))
+    return repaired
 
 
 def already_running_error() -> AlreadyRunning:
@@ -233,94 +127,125 @@ def already_running_error() -> AlreadyRunning:
 # --- is it running? -------------------------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        return _windows_pid_alive(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    # A killed process whose parent has not reaped it yet still answers kill(pid, 0); on Linux /proc says it is dead.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _windows_pid_alive(pid: int) -> bool:
-    # os.kill(pid, 0) would *terminate* the process on Windows, so ask the kernel for its exit code instead.
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
-    query_limited_information, still_active = 0x1000, 259
-    handle = kernel32.OpenProcess(query_limited_information, False, pid)
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == still_active
-    finally:
-        kernel32.CloseHandle(handle)
-
-
-def fetch_status(port: int, token: str) -> dict[str, object] | None:
-    """GET /api/v1/status on loopback; None for anything but a 200 JSON object (refused, hung, 401, not us)."""
+def _get_status(port: int, token: str) -> tuple[int | None, dict[str, object] | None]:
+    """(HTTP status, JSON object or None) of GET /api/v1/status on loopback; (None, None) when nothing answered."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STATUS_TIMEOUT_S)  # no proxy, unlike urllib
     try:
         conn.request("GET", "/api/v1/status", headers={"Authorization": f"Bearer {token}"})
         response = conn.getresponse()
         body = response.read()
     except (OSError, http.client.HTTPException):
-        return None
+        return None, None
     finally:
         conn.close()
-    if response.status != 200:
-        return None
     try:
         answer = json.loads(body)
     except ValueError:
-        return None
-    return answer if isinstance(answer, dict) else None
+        answer = None
+    return response.status, answer if isinstance(answer, dict) else None
 
 
-def running_daemon() -> DaemonStatus | None:
-    """The daemon state.json names, if it is alive and answers /status with our token and its own pid."""
+def fetch_status(port: int, token: str) -> dict[str, object] | None:
+    """GET /api/v1/status on loopback; None for anything but a 200 JSON object (refused, hung, 401, not us)."""
+    status, answer = _get_status(port, token)
+    return answer if status == 200 else None
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A live daemon holds the lock, but state.json and the token file don't lead to it (yet)."""
+
+    pid: int
+    problems: tuple[str, ...]  # each a clause naming a file or what the daemon did: "/…/token is empty"
+    # damaged: files it rewrites within REPAIR_INTERVAL_S; starting: no state.json yet (a daemon writes it once it
+    # listens); silent: the files are right but /status gives no answer (hung, or the pid is another program's now)
+    kind: Literal["damaged", "starting", "silent"]
+
+    @property
+    def reason(self) -> str:
+        return f"photomapd (pid {self.pid}) is running, but {' and '.join(self.problems)}"
+
+
+def _state_problem(daemon_pid: int) -> str | None:
+    path = config.state_path()
+    if not path.exists():
+        return f"{path} is missing"
     state = read_state()
-    if not state:
-        return None
+    if state is None or not isinstance(state.get("port"), int) or not isinstance(state.get("pid"), int):
+        return f"{path} is damaged"
+    if state["pid"] != daemon_pid:
+        return f"{path} names pid {state['pid']}, not the daemon's"
+    return None
+
+
+def _probe() -> DaemonStatus | Unreachable | None:
+    """One look, never waiting: the daemon state.json names if it answers /status with our token and its own pid;
+    else, when the lock names a live daemon, what keeps us from it; else None (no daemon runs)."""
+    state, token = read_state() or {}, config.read_token()
     port, pid = state.get("port"), state.get("pid")
-    if not isinstance(port, int) or not isinstance(pid, int) or not pid_alive(pid):
+    status: int | None = None
+    if isinstance(port, int) and isinstance(pid, int) and token is not None and pid_alive(pid):
+        status, answer = _get_status(port, token)
+        if status == 200 and answer is not None and answer.get("pid") == pid:
+            return DaemonStatus(port=port, pid=pid, version=str(answer.get("version", "")), token=token)
+    holder = read_lock_holder()
+    if holder is None or holder.pid is None or not holder.is_daemon or not pid_alive(holder.pid):
         return None
-    answer = fetch_status(port, config.load_or_create_token())
-    if answer is None or answer.get("pid") != pid:
-        return None
-    return DaemonStatus(port=port, pid=pid, version=str(answer.get("version", "")))
+    state_problem, token_problem = _state_problem(holder.pid), config.token_file_problem()
+    problems = tuple(problem for problem in (state_problem, token_problem) if problem)
+    if not problems and status == 401:
+        return Unreachable(holder.pid, (f"it refuses the token in {config.token_path()}",), "damaged")
+    if not problems:
+        return Unreachable(holder.pid, (f"it gives no answer on /status at port {port}",), "silent")
+    starting = token_problem is None and not config.state_path().exists()
+    return Unreachable(holder.pid, problems, "starting" if starting else "damaged")
+
+
+def running_daemon(wait_s: float = REPAIR_WAIT_S) -> DaemonStatus | None:
+    """The daemon state.json names, if it is alive and answers /status with our token and its own pid.
+
+    When the lock names a live daemon that state.json or the token file doesn't lead to, wait up to `wait_s` for it
+    to repair them (or to finish starting); one whose files are right but gives no answer is not waited for.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = _probe()
+        if isinstance(found, DaemonStatus):
+            return found
+        if found is None or found.kind == "silent" or time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_INTERVAL_S)
+
+
+def unreachable_daemon() -> Unreachable | None:
+    """Why a live daemon can't be reached, for a client to say after running_daemon() gave None."""
+    found = _probe()
+    return found if isinstance(found, Unreachable) else None
 
 
 # --- start and stop -------------------------------------------------------------------------------------------------
 
 
 def start_daemon(timeout_s: float = START_TIMEOUT_S) -> DaemonStatus:
-    """Return the running daemon, starting a detached `photomapd serve` first when none answers."""
-    running = running_daemon()
-    if running is not None:
-        return running
-    config.load_or_create_token()  # create it before the daemon reads it, so both sides read one file
-    deadline = time.monotonic() + timeout_s
-    child = _spawn_serve()
+    """Return the running daemon, starting a detached `photomapd serve` first when none answers.
+
+    A live daemon that damaged files keep us from gets REPAIR_WAIT_S to put them right; after that the error says
+    what is wrong, rather than waiting out `timeout_s` for an answer that can't come.
+    """
+    started = time.monotonic()
+    found = _probe()
+    if isinstance(found, DaemonStatus):
+        return found
+    if found is None:
+        # No daemon runs to put its own token back: create it (or replace a damaged one) before the daemon reads it,
+        # so both sides read one file. With a live daemon the token file is its to repair.
+        config.load_or_create_token()
+    deadline = started + timeout_s
+    child = _spawn_serve()  # it becomes the daemon, or bows out (exit 0) to the one that really holds the lock
     while True:
-        running = running_daemon()
-        if running is not None:
-            return running
+        found = _probe()
+        if isinstance(found, DaemonStatus):
+            return found
         code = child.poll()
         if code not in (None, 0):
             raise DaemonStartFailed(f"`photomapd serve` exited with code {code}", str(log_path()))
@@ -329,13 +254,21 @@ def start_daemon(timeout_s: float = START_TIMEOUT_S) -> DaemonStatus:
             # start), or a CLI command has taken the lock after it: try again, so a serve waits for that CLI rather
             # than us waiting for a daemon that is gone.
             child = _spawn_serve()
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if code == 0 and isinstance(found, Unreachable) and found.kind == "damaged" and now >= started + REPAIR_WAIT_S:
+            # Our serve bowed out, so that daemon really holds the lock, and it has had its chance to repair.
+            advice = f"stop it (`kill {found.pid}`) and start it again"
+            reason = f"{found.reason}, and it did not repair that within {REPAIR_WAIT_S:g} s; {advice}"
+            raise DaemonStartFailed(reason, str(log_path()))
+        if now >= deadline:
             holder = read_lock_holder()
             if code is None and holder is not None and not holder.is_daemon and _alive(holder):
                 # Our serve waits for that command (an `index` can take hours) and starts by itself once it ends.
                 reason = f"it is waiting for {holder.describe()} to finish, and starts once that command ends"
                 raise DaemonStartFailed(reason, str(log_path()))
-            raise DaemonStartFailed(f"no answer on /status within {timeout_s:g} s", str(log_path()))
+            silence = f"no answer on /status within {timeout_s:g} s"
+            reason = f"{found.reason}; {silence}" if isinstance(found, Unreachable) else silence
+            raise DaemonStartFailed(reason, str(log_path()))
         time.sleep(POLL_INTERVAL_S)
 
 

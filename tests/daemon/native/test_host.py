@@ -223,3 +223,54 @@ def test_start_gives_up_at_its_deadline_when_a_daemon_holds_the_lock_but_never_a
         assert spawned and all(child.wait(timeout=HOST_EXIT_S) == 0 for child in spawned)
     finally:
         hung.release()
+
+
+def _timed_hello() -> tuple[dict[str, Any], float]:
+    began = time.monotonic()
+    [reply], code = talk(frame({"type": "hello", "id": "again"}))
+    assert code == 0
+    return reply, time.monotonic() - began
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda: config.state_path().write_text("{\x00 not json"), id="state-garbage"),
+        pytest.param(lambda: config.state_path().unlink(), id="state-deleted"),
+        pytest.param(lambda: config.token_path().write_text(""), id="token-empty"),
+        pytest.param(lambda: config.token_path().write_bytes(b"\xff" * 43), id="token-garbage"),
+        pytest.param(
+            lambda: (config.state_path().write_text("[]"), config.token_path().write_text(" ")), id="both-damaged"
+        ),
+    ],
+)
+def test_hello_finds_the_running_daemon_when_its_files_are_damaged(damage: Any) -> None:
+    [first], _ = talk(frame({"type": "hello"}))
+    assert first["type"] == "hello", first
+    pid = lifecycle.read_state()["pid"]  # type: ignore[index]
+    damage()
+
+    hello, took = _timed_hello()
+    assert hello["type"] == "hello", hello
+    assert (hello["port"], hello["token"], hello["id"]) == (first["port"], first["token"], "again")  # same daemon
+    status, body = get_status(int(hello["port"]), str(hello["token"]))
+    assert status == 200 and body["pid"] == pid  # the token works: the extension's stored token still works too
+    assert took < lifecycle.START_TIMEOUT_S, "found after the daemon's repair, not after the whole start timeout"
+    assert lifecycle.read_state() == {"port": first["port"], "pid": pid} and config.read_token() == first["token"]
+
+
+def test_hello_says_what_is_wrong_when_the_daemon_cannot_be_reached() -> None:
+    # This test process plays a running daemon that never repairs its state.json (a version before repairs).
+    old = lifecycle.InstanceLock()
+    assert old.acquire()
+    try:
+        config.state_path().parent.mkdir(parents=True, exist_ok=True)
+        config.state_path().write_text("{garbage")
+        reply, took = _timed_hello()
+    finally:
+        old.release()  # the host answered only once the serve it spawned had bowed out: nobody takes the lock now
+    assert reply["type"] == "error" and reply["code"] == "daemon_start_failed" and reply["id"] == "again"
+    message = str(reply["message"])
+    assert f"photomapd (pid {os.getpid()}) is running, but {config.state_path()} is damaged" in message
+    assert f"did not repair that within {lifecycle.REPAIR_WAIT_S:g} s" in message
+    assert took < lifecycle.START_TIMEOUT_S, "a clear error within seconds, never the whole start timeout"

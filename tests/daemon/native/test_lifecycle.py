@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -196,3 +198,105 @@ def test_start_daemon_says_which_cli_command_the_daemon_waits_for(daemons: Daemo
     # The serve it spawned kept waiting, and starts by itself once the command has ended.
     daemon = wait_until(running, "the waiting serve to start")
     assert lifecycle.stop_daemon() == daemon
+
+
+# --- damaged files while a daemon runs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_text('{"port": 87', encoding="utf-8"), id="cut-short"),
+        pytest.param(lambda path: path.write_bytes(b"\x00\xff\xfe garbage"), id="garbage"),
+        pytest.param(lambda path: path.write_text('{"port": 1, "pid": 1}', encoding="utf-8"), id="someone-else"),
+        pytest.param(lambda path: path.unlink(), id="deleted"),
+    ],
+)
+def test_damaged_state_json_is_rewritten_and_status_still_finds_the_daemon(
+    daemons: Daemons, damage: Callable[[Path], object]
+) -> None:
+    proc = daemons.start()
+    daemon = wait_until(running, "serve to answer /status")
+    assert isinstance(daemon, lifecycle.DaemonStatus)
+    damage(config.state_path())
+
+    status = photomapd("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"running at http://127.0.0.1:{daemon.port} (pid {proc.pid})" in status.stdout
+    assert lifecycle.read_state() == {"port": daemon.port, "pid": proc.pid}  # the daemon wrote it again
+    wait_until(lambda: f"{config.state_path()} was damaged or gone" in daemons.log_of(proc), "the repair to be logged")
+
+    stop = photomapd("stop")  # and `stop` finds it too: it only signals a daemon that answered with the token
+    assert stop.returncode == 0 and f"pid {proc.pid}" in stop.stdout
+    assert proc.wait(timeout=SERVE_START_S) == 0
+    assert not config.state_path().exists(), "the repair must not write state.json back while the daemon leaves"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_text(""), id="empty"),
+        pytest.param(lambda path: path.write_bytes(b"\x00\x00\x00\x00\xff" * 10), id="garbage"),
+        pytest.param(lambda path: path.write_text("short\n"), id="truncated"),
+        pytest.param(lambda path: path.unlink(), id="deleted"),
+    ],
+)
+def test_damaged_token_file_gets_the_daemons_own_token_back(daemons: Daemons, damage: Callable[[Path], object]) -> None:
+    proc = daemons.start()
+    daemon = wait_until(running, "serve to answer /status")
+    assert isinstance(daemon, lifecycle.DaemonStatus)
+    token = config.read_token()
+    assert token is not None and daemon.token == token
+    damage(config.token_path())
+
+    found = lifecycle.running_daemon()  # waits the few seconds the daemon takes to put its token back
+    assert found == daemon and found is not None and found.token == token  # the extension's token still works
+    assert config.read_token() == token
+    assert stat.S_IMODE(config.token_path().stat().st_mode) == 0o600
+    status = photomapd("status")
+    assert status.returncode == 0 and f"(pid {proc.pid})" in status.stdout
+    wait_until(lambda: f"{config.token_path()} was damaged or gone" in daemons.log_of(proc), "the repair to be logged")
+
+
+def test_a_garbled_lock_file_names_the_daemon_again(daemons: Daemons) -> None:
+    proc = daemons.start()
+    wait_until(running, "serve to answer /status")
+    lifecycle.lock_path().write_text("\x00garbage")  # the same inode the daemon holds locked
+    assert wait_until(lifecycle.read_lock_holder, "the daemon to name itself again") == lifecycle.LockHolder(proc.pid)
+    second = photomapd("serve", "--port", str(free_port()))  # so a second serve still names the first
+    assert second.returncode == 0 and f"(pid {proc.pid})" in second.stderr
+
+
+def test_serve_with_an_empty_token_file_makes_a_new_token_never_an_empty_one(daemons: Daemons) -> None:
+    config.token_path().parent.mkdir(parents=True, exist_ok=True)
+    config.token_path().write_text("\n")
+    daemons.start()
+    daemon = wait_until(running, "serve to answer /status")
+    assert isinstance(daemon, lifecycle.DaemonStatus)
+    assert len(daemon.token) >= 40 and config.read_token() == daemon.token
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    try:
+        conn.request("GET", "/api/v1/status", headers={"Authorization": "Bearer "})  # what an empty token would allow
+        assert conn.getresponse().status == 401
+    finally:
+        conn.close()
+
+
+def test_start_says_what_is_wrong_when_the_daemon_does_not_repair_its_state(daemons: Daemons) -> None:
+    # This test process plays a daemon that holds the lock but never repairs state.json (a version before repairs).
+    old = lifecycle.InstanceLock()
+    assert old.acquire()
+    try:
+        config.state_path().parent.mkdir(parents=True, exist_ok=True)
+        config.state_path().write_text("{garbage")
+        began = time.monotonic()
+        with pytest.raises(DaemonStartFailed) as failed:
+            lifecycle.start_daemon()
+        took = time.monotonic() - began
+    finally:
+        old.release()  # start_daemon gave up only once the serve it spawned had bowed out: nobody takes the lock now
+    message = failed.value.message
+    assert f"photomapd (pid {os.getpid()}) is running, but {config.state_path()} is damaged" in message
+    assert f"did not repair that within {lifecycle.REPAIR_WAIT_S:g} s" in message and f"kill {os.getpid()}" in message
+    assert took < lifecycle.START_TIMEOUT_S, "it must say so at once, not wait out the whole start timeout"
+    assert config.read_token() is not None  # the serve that bowed out made the token; nobody left it empty
