@@ -339,7 +339,7 @@ class AlbumJobs:
                 table = self.store.swap_in_staging(state.key)
                 self.vectors.forget_album(state.key)
             emit(phase="optimizing")
-            table.compact()
+            table.tidy()
             table.ensure_scalar_indexes()
             self.store.mark_interrupted(state.key, None)
             if self.refresh_map:

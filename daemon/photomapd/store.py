@@ -47,6 +47,12 @@ _ROW_DEFAULTS: dict[str, Any] = {"loras": [], "has_recallable": False, "metadata
 # Versions kept after pruning: enough to read a table while a write lands, few enough that a gallery watched for a
 # year does not keep a year of manifests (every 32-image batch is one version).
 KEEP_VERSIONS = 4
+# Commits (each a small fragment and a version) before `tidy` compacts and prunes. Compaction rewrites every fragment
+# below LanceDB's target size, which for a table under a million rows is all of it: 213 MB and ~1 s at 100k rows
+# (BENCHMARKS.md "Search history"), most of a watcher event's cost if done per event; 50 small fragments cost a scan
+# nothing measurable, and no read lists versions. LanceDB OSS prunes only as part of `optimize` (a prune on its own
+# needs pylance), so versions pile up to this many between compactions.
+COMPACT_AFTER_COMMITS = 50
 # A vector whose norm is off by more than this was not written by our embedder (which normalizes in float32).
 UNIT_NORM_TOLERANCE = 1e-3
 # Scalar indexes pay once a plain scan is slow: at 100k rows `id = N` scans ~10 ms, the BTREE answers in ~1 ms
@@ -175,6 +181,7 @@ class AlbumTable:
         self.schema: pa.Schema = table.schema
         self._serial = serial  # unique per opened table in this process: a re-created table never reuses a token
         self._writes = 0
+        self._commits_since_compact: int | None = None  # unknown until the first tidy counts the versions
         self._count: tuple[tuple[int, int], int] | None = None  # (version, rows): the album list asks often
         # A reader's table changes under it (another process writes), so nothing may be cached on its token.
         self._follows_writer = follows_writer
@@ -185,8 +192,10 @@ class AlbumTable:
         on. Costs nothing, unlike asking LanceDB for its versions."""
         return self._serial, self._writes
 
-    def _wrote(self) -> None:
+    def _wrote(self, commits: int = 1) -> None:
         self._writes += 1
+        if self._commits_since_compact is not None:
+            self._commits_since_compact += commits
 
     # --- reads ------------------------------------------------------------------------------------------------------
 
@@ -338,7 +347,16 @@ class AlbumTable:
         except Exception:
             log.warning("compacting %s failed", self.name, exc_info=True)
         finally:
-            self._wrote()  # compaction moves rows: offsets cached against the old layout are no longer valid
+            self._wrote(commits=0)  # compaction moves rows: offsets cached against the old layout are stale
+            self._commits_since_compact = 0
+
+    def tidy(self) -> None:
+        """After a run: compact and prune once COMPACT_AFTER_COMMITS commits have piled up since the last time, so a
+        watched gallery neither rewrites its table per event nor keeps a version per event forever."""
+        if self._commits_since_compact is None:  # first time in this process: what earlier runs left
+            self._commits_since_compact = self.version_count() - 1
+        if self._commits_since_compact >= COMPACT_AFTER_COMMITS:
+            self.compact()
 
     def _age_of_oldest_kept_version(self) -> timedelta:
         # Listing versions costs O(versions): fine here (once per run, on the owner's thread), never on a read path.

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from photomapd import config
-from photomapd.store import KEEP_VERSIONS, AlbumTable, InvariantViolation, Store, TableInfo
+from photomapd.store import COMPACT_AFTER_COMMITS, KEEP_VERSIONS, AlbumTable, InvariantViolation, Store, TableInfo
 
 DIM = 8
 INFO = TableInfo(model="m", pretrained="none", dim=DIM)
@@ -128,3 +128,18 @@ def test_drop_forgets_live_and_staging_tables(store: Store) -> None:
     fresh = Store(config.index_dir())
     assert fresh.open("a") is None and fresh.open_staging("a") is None
     assert not list(config.index_dir().glob("a*.lance"))
+
+
+def test_tidy_compacts_and_prunes_only_once_enough_commits_piled_up(store: Store) -> None:
+    table = store.create("a", INFO)
+    for i in range(10):  # a watched gallery: one small commit per event
+        table.upsert([row(i + 1, f"/p/{i}.png")])
+    data_files = {p.name for p in (config.index_dir() / "a.lance" / "data").iterdir()}
+    table.tidy()
+    kept = {p.name for p in (config.index_dir() / "a.lance" / "data").iterdir()}
+    assert kept == data_files, "ten small commits are not worth rewriting the table"
+    for i in range(10, 10 + COMPACT_AFTER_COMMITS):
+        table.upsert([row(i + 1, f"/p/{i}.png")])
+    table.tidy()
+    assert table.version_count() <= KEEP_VERSIONS + 1
+    assert table.count() == 10 + COMPACT_AFTER_COMMITS

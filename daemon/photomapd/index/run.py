@@ -35,7 +35,7 @@ LOOKAHEAD_BATCHES = 2  # decoded batches queued ahead of the model: keeps it bus
 # decoders were slower than 8 (93 vs 137 img/s: the GIL-held parts of each decode start to queue).
 DECODE_WORKERS = min(8, max(2, os.cpu_count() or 2))
 # Each batch adds a small fragment and a scan reads every fragment, so a long first index compacts as it goes (every
-# ~1,600 rows, rewriting a few MB); the owner compacts (and prunes old versions) once more after every run.
+# ~1,600 rows); after the run the owner's `tidy` prunes old versions and compacts what is left once it is worth it.
 COMPACT_EVERY_BATCHES = 50
 MAX_LISTED_SKIPS = 500  # the progress event lists this many skipped files; the count covers all
 _INT64_MAX = 2**63 - 1
