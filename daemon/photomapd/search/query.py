@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from photomapd.errors import BadRequest, ImageNotFound, ModelMismatch
 from photomapd.images import load_image
 from photomapd.model.runner import ModelRunner
-from photomapd.search.filters import MAX_TEXT_CHARS, SearchFilters
+from photomapd.search.filters import INT64_MAX, MAX_TEXT_CHARS, SearchFilters
 from photomapd.store import AlbumTable
 
 MAX_UPLOAD_BASE64_CHARS = 40 * 1024**2  # ~30 MB of image bytes: any real photo, well under the API's body cap
@@ -31,7 +31,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
-    image_id: int | None = Field(default=None, ge=0)  # "more like this": an indexed image of this album
+    image_id: int | None = Field(default=None, ge=0, le=INT64_MAX)  # "more like this": an indexed image of this album
     image_base64: str | None = Field(default=None, max_length=MAX_UPLOAD_BASE64_CHARS)  # uploaded image bytes
     image_weight: float = Field(default=0.5, ge=0.0, le=1.0)  # image share of the query when text is given too
     negative_text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
@@ -109,7 +109,7 @@ async def query_vector(request: SearchRequest, table: AlbumTable, runner: ModelR
     elif request.image_base64:
         pixels = await asyncio.to_thread(_decode_upload, request.image_base64)
         image = (await runner.run(lambda embedder, images: embedder.encode_images(images), [pixels]))[0]
-    encoded = iter(await runner.run(lambda embedder, batch: embedder.encode_texts(batch), texts) if texts else ())
+    encoded = iter(await runner.encode_texts(texts))  # cached, shared with identical queries in flight, or batched
     text = next(encoded) if request.text and request.text.strip() else None
     negative = next(encoded) if request.negative_text and request.negative_text.strip() else None
     return compose_query(text, image, negative, request.image_weight, request.negative_weight)
