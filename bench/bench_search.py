@@ -13,7 +13,6 @@ Recall@10 = overlap of the returned top 10 with the exact top 10 (numpy over the
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import sys
 import tempfile
@@ -21,11 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from photomapd import vectors as album_vectors  # noqa: E402
+from photomapd.search import vectors as album_vectors  # noqa: E402
 from photomapd.search import SearchRequest, VectorCache, search_table  # noqa: E402
 from photomapd.store import AlbumTable, Store, TableInfo  # noqa: E402
 
@@ -51,26 +49,16 @@ def make_queries(vectors: np.ndarray, centres: np.ndarray, count: int, rng: np.r
 
 
 def write_table(root: Path, vectors: np.ndarray) -> AlbumTable:
-    table = Store(root).open_for_indexing("bench", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM))
+    """Every WRITE_BATCH rows in one `upsert` (one commit): the ideal history; bench_history.py measures real ones."""
+    table = Store(root).create("bench", TableInfo(model="ViT-B-32", pretrained="none", dim=DIM))
     for start in range(0, len(vectors), WRITE_BATCH):
         block = vectors[start : start + WRITE_BATCH]
-        ids = np.arange(start + 1, start + 1 + len(block))
-        columns = {
-            "id": ids,
-            "path": [f"/bench/{i}.png" for i in ids],
-            "folder": ["/bench"] * len(block),
-            "mtime_ns": ids,
-            "size": ids,
-            "width": np.full(len(block), 512),
-            "height": np.full(len(block), 512),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(block.ravel()), DIM),
-            "loras": [[] for _ in ids],
-            "has_recallable": np.zeros(len(block), dtype=bool),
-            "metadata_json": ["{}"] * len(block),
-        }
-        data = pa.table({name: columns.get(name) for name in table.schema.names if name in columns})
-        table.lance_table.add(data.cast(pa.schema([table.schema.field(name) for name in data.column_names])))
-    return Store(root).open("bench")  # type: ignore[return-value]
+        table.upsert(
+            {"id": row_id, "path": f"/bench/{row_id}.png", "folder": "/bench", "mtime_ns": row_id, "size": row_id,
+             "width": 512, "height": 512, "vector": vector}
+            for row_id, vector in enumerate(block, start=start + 1)
+        )  # fmt: skip
+    return table
 
 
 def exact_top(vectors: np.ndarray, query: np.ndarray) -> set[int]:
