@@ -8,11 +8,16 @@ Tables (every one 512-d random unit float32 vectors, half the rows in each of tw
 - one-commit: every row in one `upsert`; no scalar index (the baseline).
 - one-commit+btree: a copy of it after `ensure_scalar_indexes()` (BTREE on id and path).
 - indexrun: the same rows as `IndexRun` commits them: one `upsert` per BATCH_SIZE rows, `compact()` every
-  COMPACT_EVERY_BATCHES commits, then the owner's post-run `compact()` + `ensure_scalar_indexes()`.
+  COMPACT_EVERY_BATCHES commits, then the owner's post-run housekeeping + `ensure_scalar_indexes()`.
 - indexrun-unpruned (unless --skip-unpruned): the same, with pruning turned off (KEEP_VERSIONS patched huge), to
   separate "many versions" from "many fragments".
 - watched: a copy of indexrun, then --watcher-updates single-file watcher runs, each one `upsert` of one row (three
-  new files for every edited one) followed by the owner's post-run `compact()` + `ensure_scalar_indexes()`.
+  new files for every edited one) followed by the owner's post-run housekeeping + `ensure_scalar_indexes()`; with
+  `tidy` (the owner's today) the updates go on until the next one would compact, so the table is measured at the
+  worst point of its compaction cycle.
+
+Post-run housekeeping (--post-run): `tidy` = what the owner calls after every run (compacts once
+COMPACT_AFTER_COMMITS commits piled up); `compact` = compact after every run, what the owner did before `tidy`.
 
 Searches go through the daemon's `search_table` (exact path: 100k is below ANN_MIN_ROWS) with a fresh random unit
 query (text-like: no stored row is close to it), limit 100, unfiltered and with a folder filter; tables are visited
@@ -26,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -42,7 +48,7 @@ from photomapd.index.run import BATCH_SIZE, COMPACT_EVERY_BATCHES  # noqa: E402
 from photomapd.search import SearchFilters, SearchRequest, VectorCache, search_table  # noqa: E402
 from photomapd.search import vectors as album_vectors  # noqa: E402
 from photomapd.search.rank import RESULT_COLUMNS  # noqa: E402
-from photomapd.store import AlbumTable, Store, TableInfo  # noqa: E402
+from photomapd.store import COMPACT_AFTER_COMMITS, AlbumTable, Store, TableInfo  # noqa: E402
 
 DIM = 512  # ViT-B-32
 INFO = TableInfo(model="ViT-B-32", pretrained="none", dim=DIM)
@@ -101,26 +107,25 @@ def ms(seconds: list[float] | np.ndarray, q: float = 50) -> float:
 
 
 class Compactor:
-    """Calls `compact()` and records what it cost: seconds, bytes written (new files under the table dir) and the
-    version count and dir size before and after."""
+    """Calls `compact()` (or `tidy()`, which may) and records what it cost: seconds and bytes written (new files
+    under the table dir); a call that wrote nothing did not compact."""
 
-    def __init__(self, root: Path, watch_sizes: bool = True) -> None:
+    def __init__(self, root: Path, method: str = "compact") -> None:
         self.root = root
-        self.watch_sizes = watch_sizes
+        self.method = method
         self.seconds: list[float] = []
         self.written: list[int] = []
 
     def __call__(self, table: AlbumTable) -> None:
-        before = dir_files(table_dir(self.root)) if self.watch_sizes else {}
+        before = dir_files(table_dir(self.root))
         start = time.perf_counter()
-        table.compact()
+        getattr(table, self.method)()
         self.seconds.append(time.perf_counter() - start)
-        if self.watch_sizes:
-            after = dir_files(table_dir(self.root))
-            self.written.append(sum(size for name, size in after.items() if name not in before))
+        after = dir_files(table_dir(self.root))
+        self.written.append(sum(size for name, size in after.items() if name not in before))
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"count": len(self.seconds)}
+        out: dict[str, Any] = {"calls": len(self.seconds), "compacted": sum(1 for size in self.written if size)}
         if self.seconds:
             out |= {"total_s": round(sum(self.seconds), 1), "p50_s": round(float(np.median(self.seconds)), 3),
                     "max_s": round(max(self.seconds), 3)}  # fmt: skip
@@ -140,7 +145,9 @@ def write_one_commit(root: Path, vectors: np.ndarray) -> AlbumTable:
     return table
 
 
-def write_like_indexrun(root: Path, vectors: np.ndarray, label: str) -> tuple[AlbumTable, dict[str, Any]]:
+def write_like_indexrun(
+    root: Path, vectors: np.ndarray, label: str, post_run: str
+) -> tuple[AlbumTable, dict[str, Any]]:
     """IndexRun's commit pattern, then what the owner does after the run."""
     table = Store(root).create(KEY, INFO)
     compact = Compactor(root)
@@ -156,7 +163,7 @@ def write_like_indexrun(root: Path, vectors: np.ndarray, label: str) -> tuple[Al
         if commits % 500 == 0:
             print(f"  {label}: {commits} commits, {time.perf_counter() - started:.0f} s", flush=True)
     before = snapshot(table, root)
-    final = Compactor(root)
+    final = Compactor(root, post_run)
     final(table)
     began = time.perf_counter()
     table.ensure_scalar_indexes()
@@ -168,22 +175,28 @@ def write_like_indexrun(root: Path, vectors: np.ndarray, label: str) -> tuple[Al
         "upsert_ms_p50_first_tenth": ms(upserts[:tenth]),
         "upsert_ms_p50_last_tenth": ms(upserts[-tenth:]),
         "compactions_during_run": compact.summary(),
-        "before_final_compact": before,
-        "final_compact": final.summary(),
-        "after_final_compact": snapshot(table, root),
+        "before_post_run": before,
+        "post_run": final.summary() | {"method": post_run},
+        "after_post_run": snapshot(table, root),
         "scalar_index_s": round(index_s, 2),
     }
     return table, facts
 
 
-def watcher_updates(root: Path, table: AlbumTable, count: int, rng: np.random.Generator) -> dict[str, Any]:
-    """`count` single-file watcher runs, each one commit plus the owner's post-run housekeeping."""
-    compact = Compactor(root)
+def watcher_updates(
+    root: Path, table: AlbumTable, count: int, rng: np.random.Generator, post_run: str
+) -> dict[str, Any]:
+    """`count` single-file watcher runs, each one commit plus the owner's post-run housekeeping; with `tidy`, then
+    more until the next run would compact (the most uncompacted commits the owner leaves)."""
+    compact = Compactor(root, post_run)
     upserts: list[float] = []
     next_id = table.max_id() + 1
     existing = table.count()
     started = time.perf_counter()
-    for event in range(1, count + 1):
+    event = 0
+    pending = lambda: table._commits_since_compact or 0  # noqa: E731 (the owner's own count, read by the bench)
+    while event < count or (post_run == "tidy" and pending() < COMPACT_AFTER_COMMITS - 1):
+        event += 1
         vector = unit_vectors(rng, 1)[0]
         if event % EDIT_EVERY == 0:  # an edited file keeps its path and id, with a new mtime and new content
             row_id = int(rng.integers(1, existing + 1))
@@ -198,10 +211,11 @@ def watcher_updates(root: Path, table: AlbumTable, count: int, rng: np.random.Ge
         if event % 100 == 0:
             print(f"  watched: {event} updates, {time.perf_counter() - started:.0f} s", flush=True)
     return {
-        "updates": count,
+        "updates": event,
+        "commits_since_compact": pending(),
         "write_s": round(time.perf_counter() - started, 1),
         "upsert_ms_p50": ms(upserts),
-        "post_run_compact": compact.summary(),
+        "post_run": compact.summary() | {"method": post_run},
         "after": snapshot(table, root),
         "rows": table.count(),
     }
@@ -350,6 +364,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threshold-sizes", default="5000,10000,20000,50000,100000")
     parser.add_argument("--skip-unpruned", action="store_true")
+    parser.add_argument("--post-run", choices=("tidy", "compact"), default="tidy", help="the owner's step after a run")
     parser.add_argument("--only-fragments", help="run just the uncompacted-commits study, e.g. 0,20,100,500")
     parser.add_argument("--only-threshold", action="store_true", help="run just the get() with/without BTREE study")
     parser.add_argument("--out", type=Path, help="write every figure as JSON here too")
@@ -358,13 +373,14 @@ def main() -> None:
     if args.rows >= album_vectors.ANN_MIN_ROWS:
         parser.error(f"--rows must stay below ANN_MIN_ROWS ({album_vectors.ANN_MIN_ROWS}) to measure the exact path")
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still writes the figures gathered so far
     rng = np.random.default_rng(0)
     vectors = unit_vectors(rng, args.rows)
     queries = unit_vectors(np.random.default_rng(1), args.queries)
     work = Path(tempfile.mkdtemp(prefix="bench-history-", dir=args.workdir))
     results: dict[str, Any] = {
         "rows": args.rows, "batch": BATCH_SIZE, "compact_every": COMPACT_EVERY_BATCHES,
-        "keep_versions": store_module.KEEP_VERSIONS, "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M"),
+        "keep_versions": store_module.KEEP_VERSIONS, "post_run": args.post_run, "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M"),
         "loadavg_start": os.getloadavg(),
     }  # fmt: skip
     try:
@@ -391,7 +407,7 @@ def main() -> None:
         tables["one-commit+btree"] = copy_store(work / "one-commit", work / "one-commit-btree")
         tables["one-commit+btree"].ensure_scalar_indexes()
         tables["indexrun"], results["indexrun"] = timed_phase(
-            "IndexRun-like writes", lambda: write_like_indexrun(work / "indexrun", vectors, "indexrun")
+            "IndexRun-like writes", lambda: write_like_indexrun(work / "indexrun", vectors, "indexrun", args.post_run)
         )
         print(json.dumps(results["indexrun"]), flush=True)
         if not args.skip_unpruned:
@@ -399,7 +415,7 @@ def main() -> None:
             try:
                 tables["indexrun-unpruned"], results["indexrun_unpruned"] = timed_phase(
                     "IndexRun-like writes, no pruning",
-                    lambda: write_like_indexrun(work / "indexrun-unpruned", vectors, "unpruned"),
+                    lambda: write_like_indexrun(work / "indexrun-unpruned", vectors, "unpruned", args.post_run),
                 )
             finally:
                 store_module.KEEP_VERSIONS = results["keep_versions"]
@@ -407,7 +423,7 @@ def main() -> None:
         tables["watched"] = copy_store(work / "indexrun", work / "watched")
         results["watched"] = timed_phase(
             f"{args.watcher_updates} watcher updates",
-            lambda: watcher_updates(work / "watched", tables["watched"], args.watcher_updates, rng),
+            lambda: watcher_updates(work / "watched", tables["watched"], args.watcher_updates, rng, args.post_run),
         )
         print(json.dumps(results["watched"]), flush=True)
 

@@ -6,15 +6,16 @@ and what the table keeps on disk.
 
 - Files: --files noise PNGs (64x64, numbered, alternating between two sub-folders so a folder filter halves them).
 - First index: `AlbumJobs.run_index` with the real `ModelRunner("ViT-B-32", "none")` (random weights: same cost as
-  trained ones); IndexRun commits one `upsert` per 32 images and compacts every 50 batches, the owner compacts,
-  adds the scalar indexes and (unless --no-map) fits the map after the run.
+  trained ones); IndexRun commits one `upsert` per 32 images and compacts every 50 batches; after the run the owner
+  tidies (compacts once enough commits piled up), adds the scalar indexes and (unless --no-map) fits the map.
 - Living phase: each event writes --files-per-event new PNGs (and every --edit-every-th event rewrites one existing
   file), calls `jobs.files_changed` as the folder watcher does, waits for that run to end, then runs a burst of
   searches through `search_table` with `jobs.vectors` (text queries from the model's text tower, limit 100, half of
   them with a folder filter). Search p50 is reported per minute and per block of events.
 - Finally the same rows are rewritten into a one-commit table and both are searched side by side (the ratio).
 
-The owner's `compact()` is wrapped (not changed) to record its cost and the versions and bytes before and after it.
+The owner's `compact()` is wrapped (not changed) to record its cost and the versions and bytes before and after it;
+search times are also grouped by how many commits were left uncompacted when they ran (the owner's tidy cycle).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ QUERY_TEXTS = [
     for style in ("oil painting", "photo", "anime", "watercolor", "3d render", "pencil sketch", "pixel art")
 ]
 ENDED = ("done", "failed", "cancelled")
+PENDING_BIN = 10  # uncompacted commits per row of the by-cycle table
 
 
 def noise_png(path: Path, rng: np.random.Generator) -> None:
@@ -120,6 +122,11 @@ class WriteLog:
     def uninstall(self) -> None:
         for name, original in self._originals.items():
             setattr(AlbumTable, name, original)
+
+
+def uncompacted(table: AlbumTable) -> int:
+    """Commits since the owner last compacted (its own count, read by the bench)."""
+    return table._commits_since_compact or 0
 
 
 def snapshot(table: AlbumTable, table_dir: Path) -> dict[str, Any]:
@@ -277,7 +284,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         timeline: list[dict[str, Any]] = []
         next_number = args.files + 1
         last_run_id = first.run_id
-        living_began = time.perf_counter()
+        living_began, living_wall = time.perf_counter(), time.time()
         event = 0
         while time.perf_counter() - living_began < args.minutes * 60:
             event += 1
@@ -291,6 +298,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 edited = existing[int(rng.integers(0, len(existing)))]
                 noise_png(Path(edited), rng)
                 changed.add(edited)
+            compactions_before = len(writes.compactions)
             run_began = time.perf_counter()
             jobs.files_changed(KEY, changed)
             ended = await wait_for_run(events, last_run_id)
@@ -303,16 +311,18 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             first_s, plain_s, filtered_s = await loop.run_in_executor(
                 None, search_burst, table, how, event * args.searches_per_event, args.searches_per_event
             )
-            compaction = writes.compactions[-1]
+            compacted = writes.compactions[compactions_before:]
             timeline.append({
                 "t_s": round(time.perf_counter() - living_began, 1), "event": event, "files": len(changed),
-                "run_s": round(run_s, 3), "compact_s": compaction["s"], "versions_before_compact":
-                compaction["before"]["versions"], "versions_after_compact": compaction["after"]["versions"],
+                "run_s": round(run_s, 3), "compactions": len(compacted), "compact_s": sum(c["s"] for c in compacted),
+                "pending_commits": uncompacted(table), "versions": table.version_count(),
+                "table_mb": mb(dir_bytes(table_dir)),
                 "first_search_ms": round(first_s * 1e3, 2), "plain_ms": [round(s * 1e3, 2) for s in plain_s],
                 "filtered_ms": [round(s * 1e3, 2) for s in filtered_s],
             })  # fmt: skip
             if event % 10 == 0:
-                print(f"  event {event} at {timeline[-1]['t_s']} s: run {run_s:.2f} s, compact {compaction['s']} s, "
+                print(f"  event {event} at {timeline[-1]['t_s']} s: run {run_s:.2f} s, "
+                      f"{timeline[-1]['pending_commits']} commits uncompacted, "
                       f"search p50 {p50_ms(plain_s)} / filtered {p50_ms(filtered_s)} ms, first {first_s * 1e3:.0f} ms "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         table = store.open(KEY)
@@ -328,23 +338,32 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "filtered_p50_ms": p50_ms([s / 1e3 for entry in rows for s in entry["filtered_ms"]]),
                     "first_search_p50_ms": p50_ms([entry["first_search_ms"] / 1e3 for entry in rows]),
                     "run_p50_s": round(float(np.median([entry["run_s"] for entry in rows])), 3),
-                    "compact_p50_s": round(float(np.median([entry["compact_s"] for entry in rows])), 3),
-                    "versions_before_compact_max": max(entry["versions_before_compact"] for entry in rows),
+                    "compactions": sum(entry["compactions"] for entry in rows),
+                    "versions_max": max(entry["versions"] for entry in rows),
+                    "table_mb_max": max(entry["table_mb"] for entry in rows),
+                })  # fmt: skip
+        by_pending = []  # search time against the commits left uncompacted when it ran: the owner's cycle
+        for low in range(0, max(entry["pending_commits"] for entry in timeline) + 1, PENDING_BIN):
+            rows = [entry for entry in timeline if low <= entry["pending_commits"] < low + PENDING_BIN]
+            if rows:
+                by_pending.append({
+                    "pending_commits": f"{low}-{low + PENDING_BIN - 1}", "events": len(rows),
+                    "plain_p50_ms": p50_ms([s / 1e3 for entry in rows for s in entry["plain_ms"]]),
+                    "filtered_p50_ms": p50_ms([s / 1e3 for entry in rows for s in entry["filtered_ms"]]),
                 })  # fmt: skip
         living_compactions = writes.compactions[compactions_after_index:]
         results["living"] = {
             "minutes": args.minutes, "events": event, "files_added": next_number - args.files - 1,
             "files_edited": event // args.edit_every if args.edit_every else 0,
             "watcher_commits": dict(watcher_commits), "watcher_commits_total": sum(watcher_commits.values()),
-            "compactions": len(living_compactions),
-            "versions_before_compact_max": max((c["before"]["versions"] for c in living_compactions), default=None),
-            "versions_after_compact_max": max((c["after"]["versions"] for c in living_compactions), default=None),
-            "table_mb_before_compact_max": max((c["before"]["mb"] for c in living_compactions), default=None),
-            "table_mb_after_compact_max": max((c["after"]["mb"] for c in living_compactions), default=None),
-            "per_minute": per_minute, "after": snapshot(table, table_dir), "loadavg_end": os.getloadavg(),
+            "compactions": [c | {"at": round(c["at"] - living_wall, 1)} for c in living_compactions],
+            "versions_max": max(entry["versions"] for entry in timeline),
+            "table_mb_max": max(entry["table_mb"] for entry in timeline),
+            "per_minute": per_minute, "by_pending_commits": by_pending, "after": snapshot(table, table_dir),
+            "pending_commits_at_end": uncompacted(table), "loadavg_end": os.getloadavg(),
         }  # fmt: skip
-        print(json.dumps({k: v for k, v in results["living"].items() if k != "per_minute"}), flush=True)
-        for entry in per_minute:
+        print(json.dumps({k: v for k, v in results["living"].items() if k not in ("per_minute", "by_pending_commits")}))
+        for entry in per_minute + by_pending:
             print(json.dumps(entry), flush=True)
 
         # --- against the same rows in one commit ---
@@ -352,6 +371,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results["side_by_side"] = await loop.run_in_executor(
             None, side_by_side, {"living": table, "one-commit": copy}, how, args.side_by_side_rounds
         )
+        results["side_by_side"]["living"]["pending_commits"] = uncompacted(table)
         print(json.dumps(results["side_by_side"]), flush=True)
         results["timeline"] = timeline
         return results
