@@ -35,9 +35,10 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -194,7 +195,10 @@ def watcher_updates(
     existing = table.count()
     started = time.perf_counter()
     event = 0
-    pending = lambda: table._commits_since_compact or 0  # noqa: E731 (the owner's own count, read by the bench)
+
+    def pending() -> int:  # commits since the last compaction: the owner's own count, read by the bench
+        return table._commits_since_compact or 0
+
     while event < count or (post_run == "tidy" and pending() < COMPACT_AFTER_COMMITS - 1):
         event += 1
         vector = unit_vectors(rng, 1)[0]
@@ -257,14 +261,19 @@ def measure_search(tables: dict[str, AlbumTable], queries: np.ndarray) -> dict[s
 
 def anatomy(table: AlbumTable, query: np.ndarray, repeat: int = 50) -> dict[str, float]:
     """Where an exact search's time goes: the LanceDB calls it makes (row count, the page's rows by offset, the filter
-    scan) against the numpy ranking."""
+    scan) against the numpy ranking; and the same page read by row address (`take_row_ids`), for comparison."""
     cache = VectorCache()
     matrix = cache.matrix(table)
-    offsets = np.sort(np.random.default_rng(2).choice(len(matrix.ids), 100, replace=False)).tolist()
+    picked = np.sort(np.random.default_rng(2).choice(len(matrix.ids), 100, replace=False))
+    offsets = picked.tolist()
+    # Row addresses in scan order (the store has no reader for them: the bench asks LanceDB directly).
+    addresses = table._table.search().with_row_id(True).select(["id"]).to_arrow().column("_rowid").to_numpy()
+    row_ids = addresses[picked].tolist()
     where = f"folder = '{FOLDERS[0]}'"
     steps: dict[str, Callable[[], Any]] = {
         "count": table.count,
         "take_offsets_100": lambda: table.take_offsets(offsets, RESULT_COLUMNS),
+        "take_row_ids_100": lambda: table._table.take_row_ids(row_ids).select(RESULT_COLUMNS).to_arrow(),
         "filter_scan_id_created_at": lambda: table.arrow(["id", "created_at"], where),
         "numpy_rank": lambda: np.argpartition(-(matrix.vectors @ query), 99)[:100],
     }
@@ -318,7 +327,8 @@ def threshold_study(work: Path, sizes: list[int], rng: np.random.Generator) -> d
 
 def fragment_study(work: Path, vectors: np.ndarray, counts: list[int], queries: np.ndarray) -> dict[str, Any]:
     """What a table's trailing, uncompacted commits cost reads, side by side with the compacted baseline:
-    - `count` single-row upserts left as they landed (what skipping compaction for `count` watcher events leaves);
+    - `count` single-row upserts of new rows left as they landed (what `count` uncompacted watcher events leave);
+    - edits among them (an upsert that replaces a row leaves a deletion vector in the big fragment);
     - one watcher event in the owner's order with the map on: upsert, compact, then the map's `update_columns` of
       the new row's position (the state a watched gallery is in between events), and the same compacted once more.
     """
@@ -335,6 +345,15 @@ def fragment_study(work: Path, vectors: np.ndarray, counts: list[int], queries: 
             table.upsert([row(next_id, unit_vectors(rng, 1)[0])])
             next_id += 1
         tables[f"{count} uncompacted commits"] = table
+    for name, new, edits in (("1 edit (a replaced row)", 0, 1), ("49 commits, 12 of them edits", 37, 12)):
+        table = copy_store(work / "fragments-0", work / f"edits-{new}-{edits}")
+        for _ in range(new):
+            table.upsert([row(next_id, unit_vectors(rng, 1)[0])])
+            next_id += 1
+        for edit in range(edits):  # same path and id, new content: the old row is deleted from the big fragment
+            row_id = int(rng.integers(1, len(vectors) + 1))
+            table.upsert([row(row_id, unit_vectors(rng, 1)[0], mtime_ns=10**13 + edit)])
+        tables[name] = table
     for name, compact_again in (("event, map write last", False), ("event, map write then compact", True)):
         table = copy_store(work / "fragments-0", work / name.replace(" ", "-").replace(",", ""))
         table.upsert([row(next_id, unit_vectors(rng, 1)[0])])
@@ -386,14 +405,20 @@ def main() -> None:
     try:
         if args.only_fragments:
             counts = [int(count) for count in args.only_fragments.split(",")]
-            results["fragments"] = timed_phase("uncompacted commits", lambda: fragment_study(work, vectors, counts, queries))
+            results["fragments"] = timed_phase(
+                "uncompacted commits", lambda: fragment_study(work, vectors, counts, queries)
+            )
             base = results["fragments"]["0 uncompacted commits"]
-            print("| table | exact p50 ms | vs compacted | filtered p50 ms | vs compacted | get p50 ms | take_offsets ms |")
-            print("|---|---|---|---|---|---|---|")
+            print(
+                "| table | exact p50 ms | vs compacted | filtered p50 ms | vs compacted | get p50 ms | take_offsets ms "
+                "| take_row_ids ms |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
             for name, figures in results["fragments"].items():
                 print(f"| {name} | {figures['exact_p50_ms']} | {figures['exact_p50_ms'] / base['exact_p50_ms']:.2f}x "
                       f"| {figures['filtered_p50_ms']} | {figures['filtered_p50_ms'] / base['filtered_p50_ms']:.2f}x "
-                      f"| {figures['get_p50_ms']} | {figures['take_offsets_100_p50_ms']} |")  # fmt: skip
+                      f"| {figures['get_p50_ms']} | {figures['take_offsets_100_p50_ms']} "
+                      f"| {figures['take_row_ids_100_p50_ms']} |")  # fmt: skip
             return
         results["threshold"] = timed_phase(
             "get() with and without BTREE", lambda: threshold_study(work, [int(s) for s in args.threshold_sizes.split(",")], rng)
@@ -403,7 +428,9 @@ def main() -> None:
         tables: dict[str, AlbumTable] = {}
         began = time.perf_counter()
         tables["one-commit"] = timed_phase("one commit", lambda: write_one_commit(work / "one-commit", vectors))
-        results["one_commit"] = {"write_s": round(time.perf_counter() - began, 1)} | snapshot(tables["one-commit"], work / "one-commit")
+        results["one_commit"] = {"write_s": round(time.perf_counter() - began, 1)} | snapshot(
+            tables["one-commit"], work / "one-commit"
+        )
         tables["one-commit+btree"] = copy_store(work / "one-commit", work / "one-commit-btree")
         tables["one-commit+btree"].ensure_scalar_indexes()
         tables["indexrun"], results["indexrun"] = timed_phase(
@@ -436,7 +463,9 @@ def main() -> None:
         for name, figures in results["search"].items():
             figures["exact_vs_one_commit"] = round(figures["exact_p50_ms"] / base["exact_p50_ms"], 2)
             figures["filtered_vs_one_commit"] = round(figures["filtered_p50_ms"] / base["filtered_p50_ms"], 2)
-        print("\n| table | first query ms | exact p50 ms | vs one-commit | filtered p50 ms | vs one-commit | get p50 ms |")
+        print(
+            "\n| table | first query ms | exact p50 ms | vs one-commit | filtered p50 ms | vs one-commit | get p50 ms |"
+        )
         print("|---|---|---|---|---|---|---|")
         for name, figures in results["search"].items():
             print(f"| {name} | {figures['first_query_ms']} | {figures['exact_p50_ms']} | {figures['exact_vs_one_commit']}x "

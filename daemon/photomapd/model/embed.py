@@ -28,6 +28,7 @@ from photomapd.model.names import is_random_init
 log = logging.getLogger(__name__)
 
 TEXT_BATCH = 64
+RANDOM_INIT_SEED = 0  # `pretrained="none"` (tests, benchmarks): the same random weights in every process
 # Pillow box-reduces by an integer factor before the bicubic pass when the image is at least this many times the
 # target: 1024 px → 224 px takes 2.3 ms instead of 5.1 ms, at a mean 0.7/255 difference from the exact resize.
 REDUCING_GAP = 2.0
@@ -141,7 +142,11 @@ def load_embedder(model_name: str, pretrained: str | None, device: str | None = 
     cache = config.models_dir()
     try:
         if random_init:
-            model = open_clip.create_model(model_name, pretrained=None)
+            # Seeded, so every process that loads random weights builds the same ones: a CLI and a daemon, the
+            # model worker after an idle unload, or Ray actors then embed a file to the same vector.
+            with torch.random.fork_rng():
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model = open_clip.create_model(model_name, pretrained=None)
         else:
             cache.mkdir(parents=True, exist_ok=True)
             _go_offline_unless_hub_reachable()
