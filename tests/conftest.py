@@ -33,6 +33,6 @@ def model_runner():  # type: ignore[no-untyped-def]
     from photomapd.model.runner import ModelRunner
 
     runner = ModelRunner("ViT-B-32", "none")
-    runner.call_sync(lambda embedder: embedder)  # load now, so a test's timing doesn't include it
+    runner.call_sync(lambda model: model)  # start the model process now, so a test's timing doesn't include it
     yield runner
     runner.close()

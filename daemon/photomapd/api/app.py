@@ -9,10 +9,11 @@ from aiohttp import web
 
 from photomapd import config
 from photomapd.api.http import Handler, error_middleware
-from photomapd.api.keys import CONFIG, OPTIONS, STORE, ServeOptions
+from photomapd.api.keys import CONFIG, OPTIONS, SEARCH_PAGES, STORE, ServeOptions
 from photomapd.api.routes import ROUTES, cleanup_contexts, shutdown_hooks
 from photomapd.config import ConfigStore
 from photomapd.errors import Forbidden, Unauthorized
+from photomapd.search.page_cache import PageCache
 from photomapd.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def create_app(options: ServeOptions, config_store: ConfigStore | None = None) -
     app[OPTIONS] = options
     app[CONFIG] = config_store if config_store is not None else ConfigStore()
     app[STORE] = Store(config.index_dir())
+    app[SEARCH_PAGES] = PageCache()
     app.cleanup_ctx.extend(cleanup_contexts())
     app.on_shutdown.extend(shutdown_hooks())
     app.router.add_routes(ROUTES)

@@ -12,6 +12,7 @@ from photomapd.config import ConfigStore
 from photomapd.invokeai.connection import InvokeAIConnection
 from photomapd.jobs import AlbumJobs
 from photomapd.model.runner import ModelRunner
+from photomapd.search.page_cache import PageCache
 from photomapd.store import Store
 from photomapd.index.watch import AlbumWatchers
 
@@ -35,3 +36,4 @@ JOBS = web.AppKey("jobs", AlbumJobs)
 WATCHERS = web.AppKey("watchers", AlbumWatchers)
 INVOKEAI = web.AppKey("invokeai", InvokeAIConnection)
 SSE_TASKS = web.AppKey("sse_tasks", weakref.WeakSet[asyncio.Task])
+SEARCH_PAGES = web.AppKey("search_pages", PageCache)

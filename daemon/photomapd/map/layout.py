@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from photomapd import config
 from photomapd.map.clusters import ClusterInfo, assign_nearest, cluster_layout, label_clusters
+from photomapd.spawned import in_this_process
 from photomapd.store import AlbumTable
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ STATE_FORMAT = 1
 
 ProgressFn = Callable[[int, int], None]
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
+# Runs `fn(*args)` for the layout's heavy steps (UMAP, clustering): `spawned.in_this_process`, or a
+# `spawned.ChildProcess` so that umap-learn and scikit-learn (~370 MB once imported) never stay in the daemon.
+Compute = Callable[..., Any]
 
 
 def maps_dir() -> Path:
@@ -213,10 +217,8 @@ def _placed(table: AlbumTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _new_reducer(n_points: int) -> Any:
-    if n_points < MIN_UMAP_POINTS:
-        return None
     # numba caches its compiled UMAP kernels on disk; point it at our cache dir so that works (and is reused across
-    # daemon restarts) even where site-packages is read-only, as in pipx or system installs.
+    # daemon restarts and map processes) even where site-packages is read-only, as in pipx or system installs.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache_dir() / "numba"))
     import umap  # lazy: numba compiles on first import, seconds the daemon should not pay at start-up
 
@@ -231,13 +233,17 @@ def _new_reducer(n_points: int) -> Any:
     )
 
 
-def _fit(vectors: np.ndarray) -> tuple[Any, np.ndarray, Literal["umap", "pca"]]:
-    """(reducer, layout of `vectors`, method)."""
-    reducer = _new_reducer(len(vectors))
-    if reducer is None:
+def _umap_layout(vectors: np.ndarray) -> np.ndarray:
+    """The UMAP fit, run wherever `compute` sends it (in a daemon that rests light: a map process of its own)."""
+    return np.asarray(_new_reducer(len(vectors)).fit_transform(vectors), dtype=np.float64)
+
+
+def _fit(vectors: np.ndarray, compute: Compute) -> tuple[Any, np.ndarray, Literal["umap", "pca"]]:
+    """(placement model, layout of `vectors`, method)."""
+    if len(vectors) < MIN_UMAP_POINTS:
         linear = LinearMap(vectors.astype(np.float64))
         return linear, linear.transform(vectors), "pca"
-    layout = np.asarray(reducer.fit_transform(vectors), dtype=np.float64)
+    layout = compute(_umap_layout, vectors)
     return AnchorMap(vectors, layout), layout, "umap"
 
 
@@ -272,6 +278,7 @@ def _layout_all(
     progress: ProgressFn,
     encode_text: TextEncoder | None,
     reducers: ReducerCache,
+    compute: Compute,
 ) -> MapState:
     """Fit on (a sample of) the whole album, place the rest, align to the old layout, cluster, write, save."""
     all_ids = table.arrow(["id"]).column("id").to_numpy()
@@ -280,7 +287,7 @@ def _layout_all(
     sample = np.sort(rng.choice(all_ids, FIT_SAMPLE, replace=False)) if total > FIT_SAMPLE else np.sort(all_ids)
     progress(0, total)
     fit_ids, fit_vectors = _read_vectors(table, sample)
-    reducer, fit_layout, method = _fit(fit_vectors)
+    reducer, fit_layout, method = _fit(fit_vectors, compute)
     progress(len(fit_ids), total)
     id_parts, layout_parts = [fit_ids], [fit_layout]
     for chunk in _id_chunks(np.setdiff1d(all_ids, fit_ids, assume_unique=True)):
@@ -297,7 +304,7 @@ def _layout_all(
         affine, offset = procrustes(layout[new_at], old_xy[old_at])
         layout = layout @ affine + offset
 
-    clusters = cluster_layout(layout)
+    clusters = compute(cluster_layout, layout)
     labels = label_clusters(table, ids, clusters, fit_ids, fit_vectors, encode_text)
     _write(table, ids, layout, clusters)
     version = (previous.layout_version if previous else 0) + 1
@@ -352,6 +359,7 @@ def refresh_map(
     progress: ProgressFn | None = None,
     encode_text: TextEncoder | None = None,
     reducers: ReducerCache | None = None,
+    compute: Compute = in_this_process,
 ) -> MapRefreshResult:
     """Bring the album's map up to date: fit, refit + align, or place new rows. Cheap when nothing changed.
 
@@ -372,7 +380,7 @@ def refresh_map(
         reducer = reducers.load(state)  # type: ignore[arg-type]
     if reducer is None:
         action: Literal["fit", "refit"] = "refit" if state is not None or len(new_ids) < total else "fit"
-        state = _layout_all(table, album_key, state, report, encode_text, reducers)
+        state = _layout_all(table, album_key, state, report, encode_text, reducers, compute)
         return MapRefreshResult(action, total, total, state.layout_version)
     assert state is not None
     placed = _place_new(table, state, reducer, new_ids, report)

@@ -1,9 +1,9 @@
 """Turn pixels and text into L2-normalized CLIP vectors (open_clip). The only module that imports torch.
 
 `load_embedder` builds the model (weights download once into the cache dir; `pretrained="none"` = random weights for
-tests and benchmarks). `Embedder.decode_file` is the thread-pool half of the pipeline: decode one file through
-`images.load_image` (which owns the pixel cap and the skip reasons) and resize it to the model's input tensor, so the
-forward pass never waits on Pillow. The daemon runs the model through `model.runner.ModelRunner`.
+tests and benchmarks). Images come in as uint8 pixels already fitted to the model's input (model/preprocess.py, done
+on the caller's threads so the forward pass never waits on Pillow); only the normalization into a float tensor is
+done here. The daemon loads this module only inside its model process (model/worker.py), never in its own.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlparse
@@ -22,19 +21,13 @@ from PIL import Image
 
 from photomapd import config
 from photomapd.errors import ModelUnavailable
-from photomapd.images import load_image
 from photomapd.model.names import is_random_init
+from photomapd.model.preprocess import DecodedImage, InputSpec, decode_file, to_pixels
 
 log = logging.getLogger(__name__)
 
 TEXT_BATCH = 64
 RANDOM_INIT_SEED = 0  # `pretrained="none"` (tests, benchmarks): the same random weights in every process
-# Pillow box-reduces by an integer factor before the bicubic pass when the image is at least this many times the
-# target: 1024 px → 224 px takes 2.3 ms instead of 5.1 ms, at a mean 0.7/255 difference from the exact resize.
-REDUCING_GAP = 2.0
-# A JPEG may decode at 1/2, 1/4 or 1/8 scale while it stays this many times the input size, leaving REDUCING_GAP
-# room for the resize above to stay as sharp as from the full image.
-DRAFT_FACTOR = 2
 
 
 def configure_threads() -> int:
@@ -42,13 +35,6 @@ def configure_threads() -> int:
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)
     return cores
-
-
-@dataclass(frozen=True)
-class DecodedImage:
-    tensor: torch.Tensor  # [3, H, W] float32, normalized for the model
-    width: int
-    height: int
 
 
 class Embedder:
@@ -62,50 +48,40 @@ class Embedder:
 
         cfg = get_model_preprocess_cfg(model)
         size = cfg.get("size", 224)
-        self.input_size: tuple[int, int] = (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[assignment]
-        self._mean = torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5)), dtype=torch.float32).view(3, 1, 1)
-        self._std = torch.tensor(cfg.get("std", (0.5, 0.5, 0.5)), dtype=torch.float32).view(3, 1, 1)
-        self._squash = cfg.get("resize_mode") == "squash"  # SigLIP resizes to the square; CLIP crops the centre
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        self.spec = InputSpec(height=height, width=width, squash=cfg.get("resize_mode") == "squash")
+        self._mean = torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5)), dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg.get("std", (0.5, 0.5, 0.5)), dtype=torch.float32).view(1, 3, 1, 1)
         with torch.inference_mode():
             probe = self.model.encode_text(self.tokenizer(["a"]).to(device))
         self.dim = int(probe.shape[-1])
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.spec.size
+
     # --- preprocessing (thread-safe: no model state) ---------------------------------------------------------------
 
-    def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """Resize (shortest side or squash) and centre-crop with Pillow, then normalize: the model's own transform,
-        done with `reducing_gap` so a large image is first shrunk cheaply by an integer factor."""
-        if image.mode != "RGB":  # decode_file already hands RGB; converting it again would copy every pixel
-            image = image.convert("RGB")
-        target_w, target_h = self.input_size[1], self.input_size[0]
-        if self._squash:
-            image = image.resize((target_w, target_h), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-        else:
-            scale = max(target_w / image.width, target_h / image.height)
-            new_size = (max(target_w, round(image.width * scale)), max(target_h, round(image.height * scale)))
-            image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-            left, top = (image.width - target_w) // 2, (image.height - target_h) // 2
-            image = image.crop((left, top, left + target_w, top + target_h))
-        array = np.asarray(image, dtype=np.uint8)
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
-        return tensor.sub_(self._mean).div_(self._std)
-
     def decode_file(self, path: Path) -> DecodedImage:
-        """Decode and preprocess one file; raises ImageUnreadable with the reason the indexer lists for a skip."""
-        target_w, target_h = self.input_size[1], self.input_size[0]
-        loaded = load_image(path, cover=(target_w * DRAFT_FACTOR, target_h * DRAFT_FACTOR))
-        return DecodedImage(self.to_tensor(loaded.image), loaded.width, loaded.height)
+        """Decode and fit one file (model/preprocess.py); raises ImageUnreadable with the indexer's skip reason."""
+        return decode_file(path, self.spec)
+
+    def normalize(self, pixels: np.ndarray) -> torch.Tensor:
+        """[N, H, W, 3] uint8 → the model's [N, 3, H, W] float input: scaled to 0..1, then the model's mean/std."""
+        batch = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        return batch.sub_(self._mean).div_(self._std)
 
     # --- model (call from one thread at a time) ---------------------------------------------------------------------
 
-    def encode_tensors(self, tensors: Sequence[torch.Tensor]) -> np.ndarray:
+    def encode_pixels(self, pixels: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Unit vectors for fitted uint8 images ([H, W, 3] each, at `spec`'s size)."""
+        stacked = pixels if isinstance(pixels, np.ndarray) else np.stack(list(pixels))
         with torch.inference_mode():
-            batch = torch.stack(list(tensors)).to(self.device)
-            features = self.model.encode_image(batch)
+            features = self.model.encode_image(self.normalize(stacked).to(self.device))
             return _normalized(features)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.encode_tensors([self.to_tensor(image) for image in images])
+        return self.encode_pixels([to_pixels(image, self.spec) for image in images])
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         chunks = []

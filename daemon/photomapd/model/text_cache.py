@@ -3,7 +3,8 @@
 Three layers, all thread-safe and loop-agnostic (the CLI and the daemon share them): an LRU of encoded texts; a map
 of texts in flight, so identical queries arriving together share one forward pass; and one queued batch, so the
 distinct texts that arrive while the model thread is busy are encoded together in a single call instead of one
-call each. `ModelRunner` owns one of these for its model and empties it when it loads fresh weights.
+call each. `ModelRunner` owns one of these for its model. The cache outlives an idle unload: a reloaded model has the
+same weights (random-init ones are seeded), so a cached vector stays the one it would encode again.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from photomapd.model.embed import Embedder
+    from photomapd.model.worker import ModelProcess
 
 # A 512-d float32 vector is 2 KiB (a 1024-d one 4 KiB): 4,096 entries cost 8-16 MiB, far more distinct queries than
 # a day of searching, and a repeated one costs a dict lookup instead of a forward pass queued behind an index run.
 TEXT_CACHE_ENTRIES = 4096
 
-Submit = Callable[[Callable[["Embedder"], list[np.ndarray]]], "Future[list[np.ndarray]]"]
+Submit = Callable[[Callable[["ModelProcess"], list[np.ndarray]]], "Future[list[np.ndarray]]"]
 
 
 class TextVectors:
     def __init__(self, submit: Submit, capacity: int = TEXT_CACHE_ENTRIES) -> None:
-        self._submit = submit  # runs a function of the embedder on the model thread, returning its future
+        self._submit = submit  # runs a function of the model on the model thread, returning its future
         self._capacity = capacity
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -72,17 +73,17 @@ class TextVectors:
 
     def _start(self, batch: list[str]) -> None:
         try:
-            call = self._submit(lambda embedder: self._encode(batch, embedder))
+            call = self._submit(lambda model: self._encode(batch, model))
         except BaseException as exc:  # the runner is closed: fail the waiters instead of leaving them hanging
             self._settle(batch, None, exc)
             raise
         call.add_done_callback(lambda done: self._settle(batch, done, None))
 
-    def _encode(self, batch: list[str], embedder: Embedder) -> list[np.ndarray]:
+    def _encode(self, batch: list[str], model: ModelProcess) -> list[np.ndarray]:
         with self._lock:  # from here on, new texts go into the next batch: this one's list is final
             if self._queued is batch:
                 self._queued = None
-        vectors = embedder.encode_texts(batch)
+        vectors = model.encode_texts(batch)
         return [_frozen(row) for row in vectors]
 
     def _settle(self, batch: list[str], call: Future[list[np.ndarray]] | None, error: BaseException | None) -> None:

@@ -109,6 +109,15 @@ class VectorCache:
             self._matrices.pop(table_name, None)
             self._groups.pop(table_name, None)
 
+    def __len__(self) -> int:
+        """Albums whose matrix is held now (the status of a resting daemon; tests)."""
+        return len(self._matrices)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._matrices.clear()
+            self._groups.clear()
+
     def forget_album(self, album_key: str) -> None:
         """Drop the album's matrices, whichever table (live or a swapped-out one) they came from."""
         with self._lock:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from photomapd.api import create_app
-from photomapd.api.keys import CONFIG, EMBEDDER, STORE, ServeOptions
+from photomapd.api.keys import CONFIG, EMBEDDER, JOBS, STORE, ServeOptions
 from photomapd.config import AlbumConfig, Config, ConfigStore
 from photomapd.model.runner import ModelRunner
 from photomapd.store import TableInfo
@@ -40,7 +40,7 @@ async def resting_api(aiohttp_client: Any, serve_options: ServeOptions) -> Any:
 
 
 async def search_text(api: Any, text: str) -> dict[str, Any]:
-    response = await api.post("/api/v1/albums/pics/search", json={"text": text, "limit": 5})
+    response = await api.post("/api/v1/albums/pics/search", json={"text": text, "limit": 5, "auto_cut": False})  # every ranked row
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -63,7 +63,13 @@ async def test_the_model_unloads_when_idle_and_the_next_search_loads_it(resting_
     assert (await search_text(resting_api, "a red fox")) == first
     assert runner.texts.encoded == encoded  # the repeat came from the cache
 
+    jobs = resting_api.server.app[JOBS]
+    assert len(jobs.vectors) == 1  # the album's matrix, read for the search
     await wait_until_unloaded(runner)
+    deadline = time.monotonic() + DEADLINE_S
+    while len(jobs.vectors):  # resting: the matrix goes with the model process; the next search reads it again
+        assert time.monotonic() < deadline, "the resting daemon kept its vector matrix"
+        await asyncio.sleep(0.05)
     assert (await search_text(resting_api, "a red fox")) == first  # cached: answered without waking the model
     assert not runner.is_loaded
     other = await search_text(resting_api, "a blue whale")

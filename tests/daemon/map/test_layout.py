@@ -5,6 +5,9 @@ The first UMAP fit in a process pays numba's JIT (seconds); the sets are small s
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -325,3 +328,40 @@ def test_decode_rejects_a_truncated_payload(album: Any) -> None:
         mappayload.decode_map(payload[:-3])
     with pytest.raises(ValueError):
         mappayload.decode_map(b"GIF89a" + payload[6:])
+
+
+def test_a_map_fitted_in_a_child_process_is_the_same_and_leaves_the_caller_without_umap(tmp_path: Any) -> None:
+    """What a daemon that rests light does: UMAP and HDBSCAN run in a spawned process, so neither library (nor
+    numba) stays in the daemon once the layout is written."""
+    vectors, truth = clustered(200)
+    here = new_table("here")
+    here.upsert(rows(vectors, truth))
+    mapview.refresh_map(here, "here")
+    new_table("there").upsert(rows(vectors, truth))
+    script = (
+        "import sys\n"
+        "from photomapd import config\n"
+        "from photomapd.map import layout\n"
+        "from photomapd.spawned import ChildProcess\n"
+        "from photomapd.store import Store\n"
+        "if __name__ == '__main__':\n"
+        "    with ChildProcess() as compute:\n"
+        "        result = layout.refresh_map(Store(config.index_dir()).open('there'), 'there', compute=compute)\n"
+        "    print(result.action, [name for name in ('umap', 'sklearn', 'numba') if name in sys.modules])\n"
+    )
+    (tmp_path / "fit.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "fit.py")], capture_output=True, text=True, timeout=600,
+                          check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=1) == ["fit", "[]\n"]
+
+    there = Store(config.index_dir()).open("there")
+    assert there is not None
+    mine, theirs = coords(here), coords(there)
+    assert set(mine) == set(theirs)
+    xy_here = np.array([mine[i][:2] for i in sorted(mine)])
+    xy_there = np.array([theirs[i][:2] for i in sorted(theirs)])
+    span = float(np.ptp(xy_here, axis=0).max())
+    # Same seed and same machine: the same layout, within float noise (a different layout differs by ~span).
+    assert float(np.abs(xy_here - xy_there).max()) < 0.01 * span
+    assert [mine[i][2] for i in sorted(mine)] == [theirs[i][2] for i in sorted(theirs)]

@@ -1,4 +1,5 @@
-"""Embedder.decode_file on real files: the images.py decode (reduced for big JPEGs) turned into the model's input."""
+"""The model's input from real files: the images.py decode (reduced for big JPEGs) fitted to the model's size
+(model/preprocess.py, torch-free), then normalized and embedded by the Embedder."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from photomapd.errors import ImageUnreadable
 from photomapd.images import load_image
+from photomapd.model.preprocess import to_pixels
 from tests.daemon.images import make_bomb_png, make_truncated_png
 
 
-@pytest.fixture
-def embedder(model_runner: Any) -> Any:
-    return model_runner.call_sync(lambda embedder: embedder)
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    """In this process (the daemon runs it in its model process): the Embedder's own methods are under test."""
+    from photomapd.model.embed import load_embedder
+
+    return load_embedder("ViT-B-32", "none")
 
 
 def photo(path: Path, size: tuple[int, int]) -> Path:
@@ -32,17 +36,18 @@ def photo(path: Path, size: tuple[int, int]) -> Path:
 
 def test_a_big_jpeg_becomes_the_model_input_with_its_declared_size(embedder: Any, tmp_path: Path) -> None:
     decoded = embedder.decode_file(photo(tmp_path / "wide.jpg", (4000, 1000)))
-    assert tuple(decoded.tensor.shape) == (3, *embedder.input_size)
-    assert decoded.tensor.dtype == torch.float32 and bool(torch.isfinite(decoded.tensor).all())
+    assert decoded.pixels.shape == (*embedder.input_size, 3) and decoded.pixels.dtype == np.uint8
     assert (decoded.width, decoded.height) == (4000, 1000)
+    vector = embedder.encode_pixels([decoded.pixels])[0]
+    assert bool(np.isfinite(vector).all()) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
 
 
 def test_the_reduced_decode_matches_a_full_decode(embedder: Any, tmp_path: Path) -> None:
     path = photo(tmp_path / "photo.jpg", (3000, 2000))
-    fast = embedder.decode_file(path).tensor
-    full = embedder.to_tensor(load_image(path).image)  # every pixel decoded, then the same resize and crop
-    # ~0.002 measured (normalized units span ~4); a flipped or shifted crop is ~0.4
-    assert float((fast - full).abs().mean()) < 0.02
+    fast = embedder.decode_file(path).pixels.astype(np.float32)
+    full = to_pixels(load_image(path).image, embedder.spec).astype(np.float32)  # every pixel decoded, same fit
+    # ~0.1 of 255 measured; a flipped or shifted crop is ~25
+    assert float(np.abs(fast - full).mean()) < 1.5
 
 
 @pytest.mark.parametrize(("make", "reason"), [(make_bomb_png, "too large"), (make_truncated_png, "cut short")])

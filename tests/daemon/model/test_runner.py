@@ -4,6 +4,10 @@ and batching. Runners that unload are built here; the session's shared `model_ru
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,13 +25,6 @@ DEADLINE_S = 60.0  # a model load on a busy 2-core machine takes ~10 s
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="RSS is read from /proc (Linux)")
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
 def wait_until(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
@@ -40,9 +37,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture
-def idle_runner(model_runner: Any) -> Any:
-    """A runner that unloads after IDLE_S. Depends on the shared runner only so torch and open_clip are already
-    imported: what the RSS test measures is then the model alone, not the libraries (which never unload)."""
+def idle_runner() -> Any:
+    """A runner that unloads after IDLE_S."""
     runner = ModelRunner("ViT-B-32", "none", idle_unload_s=IDLE_S)
     yield runner
     runner.close()
@@ -51,25 +47,86 @@ def idle_runner(model_runner: Any) -> Any:
 # --- idle unload ----------------------------------------------------------------------------------------------------
 
 
+def process_rss_mb(pid: int) -> float | None:
+    """The model process's RSS, or None once it has exited (a zombie waiting to be reaped has no VmRSS)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), None)
+
+
 @needs_proc
-def test_idle_model_is_unloaded_and_its_memory_given_back(idle_runner: ModelRunner) -> None:
-    before = rss_mb()
-    assert not idle_runner.is_loaded  # lazy: nothing loaded until the first call
-    assert idle_runner.call_sync(lambda embedder: embedder.dim) == 512
-    loaded = rss_mb()
-    added = loaded - before
-    assert added > 100, f"loading ViT-B-32 added only {added:.0f} MB"  # ~88 M float32 parameters
+def test_the_idle_model_process_exits_and_takes_its_memory_with_it(idle_runner: ModelRunner) -> None:
+    assert not idle_runner.is_loaded  # lazy: nothing started until the first call
+    pid = idle_runner.call_sync(lambda model: model.pid)
+    assert pid != os.getpid()
+    loaded = process_rss_mb(pid)
+    assert loaded is not None and loaded > 300, f"a loaded ViT-B-32 process holds only {loaded} MB"
 
     wait_until(lambda: not idle_runner.is_loaded, "the idle unload")
     assert idle_runner.unloads == 1
-    wait_until(lambda: rss_mb() < loaded - added / 2, f"RSS to fall back from {loaded:.0f} MB (before {before:.0f})")
+    wait_until(lambda: process_rss_mb(pid) is None, f"model process {pid} to exit")
+
+
+def test_the_callers_process_never_imports_torch(tmp_path: Path) -> None:
+    """What keeps a resting daemon light: texts and pixels go to the model process; torch stays there."""
+    script = (
+        "import sys\n"
+        "from photomapd.model.runner import ModelRunner\n"
+        "runner = ModelRunner('ViT-B-32', 'none')\n"
+        "vector = runner.call_sync(lambda model: model.encode_texts(['a red fox']))[0]\n"
+        "pixels = runner.call_sync(lambda model: model.encode_pixels([__import__('numpy').zeros((224, 224, 3), 'uint8')]))\n"
+        "runner.close()\n"
+        "print(vector.shape[0], pixels.shape[0], 'torch' in sys.modules, 'open_clip' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["512", "1", "False", "False"]
+
+
+@needs_proc
+def test_a_model_process_outlives_no_daemon_killed_with_sigkill(tmp_path: Path) -> None:
+    """kill -9 gives the daemon no chance to stop its model process: the process must notice and exit by itself."""
+    script = (
+        "import os, signal\n"
+        "from photomapd.model.runner import ModelRunner\n"
+        "if __name__ == '__main__':\n"
+        "    pid = ModelRunner('ViT-B-32', 'none').call_sync(lambda model: model.pid)\n"
+        "    print(pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    (tmp_path / "daemon.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "daemon.py")], capture_output=True, text=True, timeout=300,
+                          check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    orphan = int(done.stdout.strip())
+    try:
+        wait_until(lambda: process_rss_mb(orphan) is None, f"the orphaned model process {orphan} to exit")
+    finally:
+        if process_rss_mb(orphan) is not None:
+            os.kill(orphan, signal.SIGKILL)
+
+
+@needs_proc
+def test_a_killed_model_process_is_replaced_by_the_next_call(idle_runner: ModelRunner) -> None:
+    first = idle_runner.call_sync(lambda model: model.encode_texts(["a lighthouse"]))[0]
+    pid = idle_runner.call_sync(lambda model: model.pid)
+    os.kill(pid, signal.SIGKILL)  # what the OOM killer does to the biggest process
+    wait_until(lambda: process_rss_mb(pid) is None, "the kill")
+
+    again = idle_runner.call_sync(lambda model: model.encode_texts(["a lighthouse"]))[0]  # no error: a new process
+    assert idle_runner.call_sync(lambda model: model.pid) != pid
+    assert idle_runner.loads == 2
+    assert cosine(first, again) > 0.9999  # seeded random weights: the new process has the same model
 
 
 def test_a_call_after_the_unload_loads_the_model_again(idle_runner: ModelRunner) -> None:
-    idle_runner.call_sync(lambda embedder: embedder.dim)
+    idle_runner.call_sync(lambda model: model.dim)
     wait_until(lambda: not idle_runner.is_loaded, "the idle unload")
 
-    vector = idle_runner.call_sync(lambda embedder: embedder.encode_texts(["a red fox"]))[0]
+    vector = idle_runner.call_sync(lambda model: model.encode_texts(["a red fox"]))[0]
     assert idle_runner.is_loaded
     assert (idle_runner.loads, idle_runner.unloads) == (2, 1)
     assert vector.shape == (512,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
@@ -80,14 +137,14 @@ def test_the_model_stays_loaded_while_a_call_runs_past_the_idle_timeout(idle_run
     gate = threading.Event()
     started = threading.Event()
 
-    def hold(embedder: Any) -> int:
+    def hold(model: Any) -> int:
         started.set()
         gate.wait(DEADLINE_S)
-        return embedder.dim
+        return model.dim
 
     call = idle_runner.submit(hold)
     wait_until(started.is_set, "the call to start")
-    queued = idle_runner.submit(lambda embedder: embedder.dim)  # and one waiting behind it
+    queued = idle_runner.submit(lambda model: model.dim)  # and one waiting behind it
     window = time.monotonic() + 4 * IDLE_S
     while time.monotonic() < window:  # watch a window of four idle timeouts: the model must stay
         assert idle_runner.is_loaded
@@ -98,19 +155,9 @@ def test_the_model_stays_loaded_while_a_call_runs_past_the_idle_timeout(idle_run
     wait_until(lambda: not idle_runner.is_loaded, "the unload once the calls are done")
 
 
-def test_an_embedder_a_caller_still_holds_is_taken_back_not_rebuilt(idle_runner: ModelRunner) -> None:
-    """An index run keeps the embedder to decode with between batches: after an unload its next batch must run on
-    the same weights (random init would otherwise give other ones mid-run)."""
-    held = idle_runner.call_sync(lambda embedder: embedder)
-    wait_until(lambda: not idle_runner.is_loaded, "the idle unload")
-
-    assert idle_runner.call_sync(lambda embedder: embedder) is held
-    assert idle_runner.loads == 1
-
-
 def test_a_runner_without_idle_timeout_keeps_its_model(model_runner: ModelRunner) -> None:
     assert model_runner.idle_unload_s == 0
-    model_runner.call_sync(lambda embedder: embedder.dim)
+    model_runner.call_sync(lambda model: model.dim)
     window = time.monotonic() + 4 * IDLE_S
     while time.monotonic() < window:
         assert model_runner.is_loaded
@@ -129,7 +176,7 @@ async def test_a_repeated_text_comes_from_the_cache_without_a_model_call(model_r
     again = (await model_runner.encode_texts(["a cached lighthouse"]))[0]
     assert (texts.encoded, texts.batches) == (encoded, batches)
     assert np.array_equal(first, again)
-    direct = model_runner.call_sync(lambda embedder: embedder.encode_texts(["a cached lighthouse"]))[0]
+    direct = model_runner.call_sync(lambda model: model.encode_texts(["a cached lighthouse"]))[0]
     assert cosine(first, direct) >= 0.9999
     with pytest.raises(ValueError):
         again[0] = 2.0  # shared by every caller: read-only
@@ -138,7 +185,7 @@ async def test_a_repeated_text_comes_from_the_cache_without_a_model_call(model_r
 def _block(runner: ModelRunner) -> threading.Event:
     """Keep the model thread busy until the returned event is set, as a long index batch would."""
     gate = threading.Event()
-    runner.submit(lambda embedder: gate.wait(DEADLINE_S))
+    runner.submit(lambda model: gate.wait(DEADLINE_S))
     return gate
 
 
@@ -165,7 +212,7 @@ async def test_distinct_texts_waiting_together_are_encoded_in_one_batch(model_ru
     vectors = [result[0] for result in await asyncio.gather(*tasks)]
 
     assert (texts.encoded - encoded, texts.batches - batches) == (len(words), 1)
-    singles = model_runner.call_sync(lambda embedder: [embedder.encode_texts([word])[0] for word in words])
+    singles = model_runner.call_sync(lambda model: [model.encode_texts([word])[0] for word in words])
     assert all(cosine(batched, single) >= 0.9999 for batched, single in zip(vectors, singles))
     assert min(cosine(vectors[0], other) for other in vectors[1:]) < 0.9999  # different vectors, in order
 
