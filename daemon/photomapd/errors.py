@@ -83,6 +83,11 @@ class NotIndexed(PhotoMapError):
     status = 409
     code = "not_indexed"
     message = "This album has not been indexed yet: press Update Index first"
+    cli_message = "This album has not been indexed yet: run `{command}` first"  # the CLI has no button to press
+
+    @classmethod
+    def in_cli(cls, command: str) -> NotIndexed:
+        return cls(cls.cli_message.format(command=command))
 
 
 # --- model ----------------------------------------------------------------------------------------------------------
@@ -91,6 +96,18 @@ class NotIndexed(PhotoMapError):
 class ModelUnavailable(PhotoMapError):
     status = 503
     code = "model_unavailable"
+
+
+class ModelCrashed(ModelUnavailable):
+    message = "The model process stopped unexpectedly (out of memory, or killed); try again"
+
+
+class RayMissing(PhotoMapError):
+    """`--engine ray` without the optional `[scale]` group (Ray Data, lance-ray) installed."""
+
+    status = 501
+    code = "ray_missing"
+    message = "Indexing with --engine ray needs Ray: install it with pip install -e '.[scale]' (in the PhotoMap repo)"
 
 
 # --- API guard ------------------------------------------------------------------------------------------------------
@@ -164,8 +181,15 @@ class RecallUnsupported(PhotoMapError):
     code = "recall_unsupported"
     message = "Recall needs InvokeAI 6.12 or newer"
 
-    def __init__(self, version: str | None = None) -> None:
-        super().__init__(f"{self.message} (this server runs {version})" if version else None)
+    def __init__(self, version: str | None = None, action: str = "Recall") -> None:
+        needs = f"{action} needs InvokeAI 6.12 or newer"  # Remix is a Recall without the seed: same version
+        super().__init__(f"{needs} (this server runs {version})" if version else needs)
+
+
+# What a server too old for an action says about it, for the settings probe to grey the buttons with (versions in
+# invokeai/client.py: RECALL_SINCE, APPEND_SINCE). Recall's own wording is RecallUnsupported.message.
+REMIX_NEEDS_VERSION = "Remix needs InvokeAI 6.12 or newer"
+APPEND_NEEDS_VERSION = "Append needs InvokeAI 6.14 or newer"
 
 
 class NotRecallable(PhotoMapError):
@@ -229,8 +253,9 @@ class DaemonStartFailed(PhotoMapError):
     status = 503
     code = "daemon_start_failed"
 
-    def __init__(self, reason: str, log_file: str) -> None:
-        super().__init__(f"The PhotoMap daemon did not start: {reason}. See {log_file}")
+    def __init__(self, reason: str, log_file: str | None) -> None:
+        see = f". See {log_file}" if log_file else ""  # None: the reason says it all (e.g. a config.json to fix)
+        super().__init__(f"The PhotoMap daemon did not start: {reason}{see}")
 
 
 class DaemonStopFailed(PhotoMapError):
@@ -278,6 +303,11 @@ class ModelMismatch(PhotoMapError):
     status = 409
     code = "model_mismatch"
     message = "This album was indexed with another model: press Update Index to re-embed it"
+    cli_message = "This album was indexed with another model: run `{command}` to re-embed it"
+
+    @classmethod
+    def in_cli(cls, command: str) -> ModelMismatch:
+        return cls(cls.cli_message.format(command=command))
 
 
 class FileMissing(PhotoMapError):
@@ -317,3 +347,45 @@ class AuthUsernameNotEmail(AuthRejected):
     """A multi-user server validates the login name as an email address before it checks the password (422)."""
 
     message = "InvokeAI rejected the username: it must be the email address you log in to InvokeAI with"
+
+
+# --- board albums (DESIGN §11) --------------------------------------------------------------------------------------
+
+
+class BoardNotVisible(PhotoMapError):
+    """A board album names a board the server doesn't have, or one this user may not see (another user's)."""
+
+    status = 409
+    code = "invokeai_board_not_visible"
+
+    def __init__(self, board_id: str) -> None:
+        super().__init__(f"InvokeAI has no board '{board_id}' that this user can see")
+
+
+class BoardImageGone(PhotoMapError):
+    status = 404
+    code = "invokeai_image_gone"
+    message = (
+        "This image is no longer on the InvokeAI server (deleted, or moved out of reach): it leaves the album at the "
+        "next sync"
+    )
+
+
+class BoardImageNotAllowed(PhotoMapError):
+    status = 404  # not 403: the extension reads 401/403 as "wrong daemon token or origin"
+    code = "invokeai_image_not_allowed"
+    message = "InvokeAI no longer lets this user see that image (it is in another user's private board)"
+
+
+class SelectionInvalid(PhotoMapError):
+    status = 422
+    code = "selection_invalid"
+    message = "Select at least one image"
+
+
+class AppendUnsupported(PhotoMapError):
+    status = 409
+    code = "append_unsupported"
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"Append needs InvokeAI 6.14 or newer (this server is {version})")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,7 +18,7 @@ from photomapd import config
 from photomapd.cli._flags import add_model_flags
 from photomapd.cli._writer import add_wait_flag, single_writer
 from photomapd.cli.index import register_index
-from photomapd.errors import BadRequest, NotIndexed
+from photomapd.errors import BadRequest, ModelMismatch, NotIndexed
 
 if TYPE_CHECKING:
     from photomapd.model.runner import ModelRunner
@@ -107,29 +109,48 @@ def _remove_locally(key: str) -> None:
     drop_album_data(Store(config.index_dir()), key)
 
 
+def _index_command(args: argparse.Namespace) -> str:
+    """The `photomapd index` that makes this album searchable by the model this search would use."""
+    given = [(name, getattr(args, name, None)) for name in ("model", "pretrained")]
+    flags = [f"--{name} {shlex.quote(value)}" for name, value in given if value]
+    return " ".join(["photomapd index", shlex.quote(args.key), *flags])
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from photomapd.albums import find_album
     from photomapd.search import SearchRequest, VectorCache, query_vector, search_table
+    from photomapd.search.rank import AUTO_CUT_BELOW_BEST
     from photomapd.store import Store
 
-    request = SearchRequest(text=args.text, negative_text=args.negative, limit=args.limit)  # bad input fails first
+    request = SearchRequest(
+        text=args.text, negative_text=args.negative, keywords=args.keywords, min_score=args.min_score,
+        auto_cut=not args.all, limit=args.limit,
+    )  # fmt: skip  # bad input fails first
     album = find_album(config.load_config(), args.key)
     table = Store(config.index_dir()).open(album.key)
     if table is None:
-        raise NotIndexed()
+        raise NotIndexed.in_cli(_index_command(args))
     runner = _model_runner(args)
     try:
         query = asyncio.run(query_vector(request, table, runner))
+    except ModelMismatch as exc:  # the panel's wording names a button; a terminal needs the command
+        raise ModelMismatch.in_cli(_index_command(args)) from exc
     finally:
         runner.close()
     page = search_table(table, VectorCache(), query, request)
-    if args.json:
-        print(page.model_dump_json(indent=2))
-        return 0
     id_list = ",".join(str(int(hit.id)) for hit in page.results) or "-1"
     paths = {row["id"]: row["path"] for row in table.where(f"id IN ({id_list})", ["id", "path"])}
+    if args.json:
+        document = page.model_dump(mode="json")
+        for hit in document["results"]:
+            hit["path"] = paths.get(hit["id"])  # a terminal user names files, not row ids
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
     for hit in page.results:
         print(f"{hit.score:.3f}\t{paths.get(hit.id, '?')}")
+    if page.cut.mode == "auto" and page.total < page.ranked:
+        near = f"{page.total} of {page.ranked} images score within {AUTO_CUT_BELOW_BEST:g} of the best"
+        print(f"({near}; --all lists every one)", file=sys.stderr)
     return 0
 
 
@@ -167,6 +188,9 @@ def register_albums(sub: argparse._SubParsersAction) -> None:
     search.add_argument("text", help="what to look for, e.g. 'a red fox in the snow'")
     search.add_argument("--negative", help="text to steer away from")
     search.add_argument("--limit", type=int, default=20, help="number of results (default 20)")
+    search.add_argument("--keywords", help="words the prompt must contain, e.g. 'castle \"red fox\"'")
+    search.add_argument("--min-score", type=float, help="only results scoring at least this (cosine, -1..1)")
+    search.add_argument("--all", action="store_true", help="every image ranked: no cut near the best match")
     search.add_argument("--json", action="store_true", help="print JSON")
     add_model_flags(search)
     search.set_defaults(func=cmd_search)

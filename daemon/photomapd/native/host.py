@@ -10,7 +10,10 @@ Requests: `{"type": "hello"|"status"|"start", "id"?: str|int}`. Replies echo `id
   says what is wrong within lifecycle.REPAIR_WAIT_S: never the whole start timeout.
 - start  -> {"type": "start", "running": true, "port", "pid", "version"}; the same start, without the token.
 - status -> {"type": "status", "running", "port", "pid", "version"}; never starts anything.
-- anything wrong -> {"type": "error", "code", "message"}.
+- anything wrong -> {"type": "error", "code", "message"}; a daemon that could not start adds "command": the exact
+  command line that starts this install's daemon (its own interpreter), for the panel to show instead of a bare
+  `photomapd serve` a README install has no PATH entry for. The message names the cause (config.json at once, a
+  serve that exited early from its last error line in daemon.log), never only an exit code.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from photomapd import config
 from photomapd.native import lifecycle
-from photomapd.errors import NativeFrameInvalid, NativeMessageInvalid, NativeMessageUnknown, PhotoMapError
+from photomapd.errors import (
+    DaemonStartFailed,
+    NativeFrameInvalid,
+    NativeMessageInvalid,
+    NativeMessageUnknown,
+    PhotoMapError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,7 @@ class ErrorReply(BaseModel):
     type: Literal["error"] = "error"
     code: str
     message: str
+    command: str | None = None  # daemon_start_failed: how to start this install's daemon by hand
     id: MessageId = None
 
 
@@ -169,7 +179,8 @@ def respond(body: bytes) -> BaseModel:
         return handler(request)
     except PhotoMapError as err:
         log.warning("native message refused: %s", err.message)
-        return ErrorReply(code=err.code, message=err.message, id=request.id if request else None)
+        command = lifecycle.serve_command_line() if isinstance(err, DaemonStartFailed) else None
+        return ErrorReply(code=err.code, message=err.message, command=command, id=request.id if request else None)
     except Exception:
         log.exception("native message failed")
         message = f"The PhotoMap native host failed; see {log_file_path()}"

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from photomapd import config
-from photomapd.errors import AlreadyRunning, DaemonStartFailed, DaemonStopFailed
+from photomapd.errors import AlreadyRunning, ConfigInvalid, DaemonStartFailed, DaemonStopFailed
 
 # The lock's names stay reachable as lifecycle.X, as callers have always used them.
 from photomapd.native.lock import (  # noqa: F401
@@ -54,6 +55,24 @@ POLL_INTERVAL_S = 0.1
 REPAIR_INTERVAL_S = 1.0
 REPAIR_WAIT_S = 3 * REPAIR_INTERVAL_S  # room for a busy thread pool; the browser's hello must answer within seconds
 LOG_KEEP_BYTES = 5 * 1024**2  # past this daemon.log becomes daemon.log.1: enough to debug a start, never a hoard
+MAX_CAUSE_CHARS = 500  # the cause line quoted from daemon.log: a sentence for the panel, not a traceback
+CLI_ERROR_PREFIX = "photomapd: "  # how the CLI prints a user error (cli/__init__.py): the line that names the cause
+ENV_OVERRIDES = ("PHOTOMAP_CONFIG_DIR", "PHOTOMAP_DATA_DIR", "PHOTOMAP_CACHE_DIR")
+
+
+def serve_command() -> list[str]:
+    """`photomapd serve` of this install: its own interpreter, so neither PATH nor a README install's missing console
+    script matters. absolute() but not resolve(): a venv's python is a symlink, and resolving it loses the venv."""
+    return [str(Path(sys.executable).absolute()), "-m", "photomapd", "serve"]
+
+
+def serve_command_line() -> str:
+    """The command a user can paste to start this install's daemon by hand, with the PHOTOMAP_*_DIR it runs with."""
+    command = serve_command()
+    if sys.platform == "win32":
+        return subprocess.list2cmdline(command)
+    overrides = [f"{name}={shlex.quote(os.environ[name])}" for name in ENV_OVERRIDES if os.environ.get(name)]
+    return " ".join([*overrides, shlex.join(command)])
 
 
 def log_path() -> Path:
@@ -237,10 +256,16 @@ def start_daemon(timeout_s: float = START_TIMEOUT_S) -> DaemonStatus:
     if isinstance(found, DaemonStatus):
         return found
     if found is None:
+        # A config.json serve would refuse: say so now, not after serve's imports (seconds) and its exit.
+        try:
+            config.load_config()
+        except ConfigInvalid as err:
+            raise DaemonStartFailed(err.message, None) from err
         # No daemon runs to put its own token back: create it (or replace a damaged one) before the daemon reads it,
         # so both sides read one file. With a live daemon the token file is its to repair.
         config.load_or_create_token()
     deadline = started + timeout_s
+    log_start = _log_size()
     child = _spawn_serve()  # it becomes the daemon, or bows out (exit 0) to the one that really holds the lock
     while True:
         found = _probe()
@@ -248,7 +273,9 @@ def start_daemon(timeout_s: float = START_TIMEOUT_S) -> DaemonStatus:
             return found
         code = child.poll()
         if code not in (None, 0):
-            raise DaemonStartFailed(f"`photomapd serve` exited with code {code}", str(log_path()))
+            cause = _exit_cause(log_start)
+            reason = f"`photomapd serve` exited with code {code}" + (f": {cause}" if cause else "")
+            raise DaemonStartFailed(reason, str(log_path()))
         if code == 0 and not _daemon_holds_lock():
             # It exited 0 because another daemon held the lock, and that one has quit since (a stop racing a
             # start), or a CLI command has taken the lock after it: try again, so a serve waits for that CLI rather
@@ -281,11 +308,37 @@ def _daemon_holds_lock() -> bool:
     return holder is not None and holder.is_daemon and _alive(holder)
 
 
+def _log_size() -> int:
+    try:
+        return log_path().stat().st_size
+    except OSError:
+        return 0
+
+
+def _exit_cause(offset: int) -> str | None:
+    """Why a serve we started exited: its own error line in daemon.log (what it wrote past `offset`), else the last
+    line it wrote (a traceback's last line names the exception)."""
+    try:
+        with open(log_path(), "rb") as log_file:
+            if log_file.seek(0, os.SEEK_END) < offset:
+                offset = 0  # rotated meanwhile: the child wrote into a new file
+            log_file.seek(offset)
+            written = log_file.read(LOG_KEEP_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = [line.strip() for line in written.splitlines() if line.strip()]
+    errors = [line[len(CLI_ERROR_PREFIX) :] for line in lines if line.startswith(CLI_ERROR_PREFIX)]
+    cause = errors[-1] if errors else lines[-1] if lines else None
+    if cause is None:
+        return None
+    return cause if len(cause) <= MAX_CAUSE_CHARS else cause[: MAX_CAUSE_CHARS - 1] + "…"
+
+
 def _spawn_serve() -> subprocess.Popen[bytes]:
     """`photomapd serve` in its own session, so it outlives the native host and the browser's process group."""
     data = config.data_dir()
     data.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "photomapd", "serve"]
+    command = serve_command()
     log.info("starting %s", " ".join(command))
     with _open_daemon_log() as log_file:
 

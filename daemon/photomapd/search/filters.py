@@ -5,6 +5,7 @@ Every request value goes through `store.sql_quote`; the map's filtered payload r
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -15,6 +16,11 @@ from photomapd.store import sql_like_prefix, sql_quote
 
 MAX_TEXT_CHARS = 1000  # CLIP reads 77 tokens; longer text is only truncated by the tokenizer, so cap the request
 INT64_MAX = 2**63 - 1  # ids and seeds are int64 columns: a larger number can match nothing and must not reach SQL
+SEED_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: `²` or Arabic-Indic digits are not a seed anyone typed
+SEED_NOT_A_NUMBER = "Seed must be a whole number, e.g. 1234567890"
+# What images without generation metadata are called: the metadata model's own name for an unknown generator.
+UNKNOWN_GENERATOR = "unknown"
+MAX_FILTER_IDS = 10_000  # the selection routes' bound too: a lasso over a whole big map is sent as a filter, not ids
 
 
 class SearchFilters(BaseModel):
@@ -25,11 +31,32 @@ class SearchFilters(BaseModel):
     folder: str | None = Field(default=None, max_length=4096)  # an album folder, or a sub-folder of one
     date_from: date | datetime | None = None  # inclusive
     date_to: date | datetime | None = None  # inclusive for a date (the whole day), exclusive for a date-time
-    model: str | None = Field(default=None, max_length=512)
-    lora: str | None = Field(default=None, max_length=512)
-    seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)
-    generator: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=512)  # case-insensitive substring of the model name
+    lora: str | None = Field(default=None, max_length=512)  # case-insensitive substring of any LoRA name
+    seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)  # also a string of digits
+    generator: str | None = Field(default=None, max_length=64)  # case-insensitive; "unknown" includes no metadata
     prompt: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)  # case-insensitive substring of the prompt
+    starred: bool | None = None  # True: only starred (InvokeAI stars, or a folder album's local favourites)
+    cluster: int | None = Field(default=None, ge=-1, le=2**31 - 1)  # a map cluster id (-1: noise), "click a cluster"
+    ids: list[int] | None = Field(default=None, max_length=MAX_FILTER_IDS)  # a selection: "open in grid"
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_is_a_whole_number(cls, value: Any) -> Any:
+        # The panel sends the seed field's text as typed: a non-number must say so, not vanish from the filters.
+        # BadRequest (not ValueError) so the user reads this sentence rather than pydantic's.
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if not SEED_TEXT.fullmatch(text):
+                raise BadRequest(SEED_NOT_A_NUMBER)
+            return int(text)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise BadRequest(SEED_NOT_A_NUMBER)
+        return value
 
     @field_validator("date_from", "date_to", mode="before")
     @classmethod
@@ -63,6 +90,11 @@ def _end_of(value: date | datetime) -> datetime | None:
     return datetime.combine(value + timedelta(days=1), time.min)
 
 
+def _contains(column_sql: str, value: str) -> str:
+    """`column_sql` holds `value`, ignoring case; a null column holds nothing."""
+    return f"strpos(lower({column_sql}), lower({sql_quote(value)})) > 0"
+
+
 def filters_to_where(filters: SearchFilters | None) -> str | None:
     """The LanceDB `.where()` text for `filters`, or None when nothing is filtered."""
     if filters is None:
@@ -77,15 +109,29 @@ def filters_to_where(filters: SearchFilters | None) -> str | None:
     end = _end_of(filters.date_to) if filters.date_to is not None else None
     if end is not None:
         clauses.append(f"created_at < {_sql_timestamp(end)}")
+    # Substrings via strpos instead of LIKE: no wildcard escaping to get wrong, and '%' or '_' match literally.
     if filters.model:
-        clauses.append(f"model = {sql_quote(filters.model)}")
+        clauses.append(_contains("model", filters.model))
     if filters.lora:
-        clauses.append(f"array_has(loras, {sql_quote(filters.lora)})")
+        # One string of all the row's LoRA names, newline-separated: a name never holds a newline, so a match
+        # can't straddle two names.
+        clauses.append(_contains("array_to_string(loras, '\n')", filters.lora))
     if filters.seed is not None:
         clauses.append(f"seed = {int(filters.seed)}")
     if filters.generator:
-        clauses.append(f"generator = {sql_quote(filters.generator)}")
+        generator = filters.generator.strip().lower()
+        clause = f"lower(generator) = {sql_quote(generator)}"
+        if generator == UNKNOWN_GENERATOR:  # a file with no metadata at all has no generator: "unknown" too
+            clause = f"(generator IS NULL OR {clause})"
+        clauses.append(clause)
     if filters.prompt:
-        # strpos instead of LIKE: no wildcard escaping to get wrong, and '%' or '_' in a prompt match literally.
-        clauses.append(f"strpos(lower(positive_prompt), lower({sql_quote(filters.prompt)})) > 0")
+        clauses.append(_contains("positive_prompt", filters.prompt))
+    if filters.starred is not None:
+        clauses.append("starred" if filters.starred else "(starred IS NULL OR NOT starred)")
+    if filters.cluster is not None:
+        clauses.append(f"cluster = {int(filters.cluster)}")
+    if filters.ids is not None:
+        # Validated ints, written back by int(): nothing from the request reaches the SQL as text.
+        wanted = sorted({int(row_id) for row_id in filters.ids if 0 <= row_id <= INT64_MAX})
+        clauses.append(f"id IN ({', '.join(map(str, wanted))})" if wanted else "FALSE")
     return " AND ".join(clauses) if clauses else None

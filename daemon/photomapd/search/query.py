@@ -23,6 +23,9 @@ from photomapd.store import AlbumTable
 MAX_UPLOAD_BASE64_CHARS = 40 * 1024**2  # ~30 MB of image bytes: any real photo, well under the API's body cap
 MAX_PAGE = 500  # results per page: a grid screen holds far fewer, and each result row is read from the table
 MAX_OFFSET = 100_000  # deep paging past this is no longer "search"; it also bounds the ANN candidate count
+Order = Literal["best", "newest", "oldest"]
+SORT_ALIASES = {"score": "best", "date": "newest"}
+BEST_NEEDS_QUERY = "Best match needs a text or an image to search for"
 
 
 class SearchRequest(BaseModel):
@@ -37,8 +40,11 @@ class SearchRequest(BaseModel):
     negative_text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     negative_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     filters: SearchFilters = Field(default_factory=SearchFilters)
-    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
-    sort: Literal["score", "date"] | None = None  # default: score for a query, date for a browse
+    keywords: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)  # words the prompt must hold (FTS)
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)  # an absolute cut; replaces the automatic one
+    auto_cut: bool = True  # text queries keep only the results near the best one (rank.AUTO_CUT_BELOW_BEST)
+    # default: best for a query, newest for a browse; "score" and "date" are the names older clients send
+    sort: Literal["best", "newest", "oldest", "score", "date"] | None = None
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
 
@@ -47,6 +53,20 @@ class SearchRequest(BaseModel):
         if self.image_id is not None and self.image_base64:
             raise ValueError("give image_id or image_base64, not both")
         return self
+
+    def order(self, is_ranked: bool | None = None) -> Order:
+        """The sort in effect: `sort` with its old names mapped, or the default (best when ranked by a query, else
+        newest). `is_ranked`: is there a query vector (default: a text or an image is given). Best match with nothing
+        to rank by is a 400, so the panel never shows a "best" order that isn't one."""
+        is_ranked = self.has_query if is_ranked is None else is_ranked
+        order = SORT_ALIASES.get(self.sort, self.sort) if self.sort else ("best" if is_ranked else "newest")
+        if order == "best" and not is_ranked:
+            raise BadRequest(BEST_NEEDS_QUERY)
+        return order  # type: ignore[return-value]
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text and self.text.strip())
 
     @property
     def has_query(self) -> bool:
@@ -108,7 +128,7 @@ async def query_vector(request: SearchRequest, table: AlbumTable, runner: ModelR
         image = np.asarray(row["vector"], dtype=np.float32)
     elif request.image_base64:
         pixels = await asyncio.to_thread(_decode_upload, request.image_base64)
-        image = (await runner.run(lambda embedder, images: embedder.encode_images(images), [pixels]))[0]
+        image = (await runner.run(lambda model, images: model.encode_images(images), [pixels]))[0]
     encoded = iter(await runner.encode_texts(texts))  # cached, shared with identical queries in flight, or batched
     text = next(encoded) if request.text and request.text.strip() else None
     negative = next(encoded) if request.negative_text and request.negative_text.strip() else None

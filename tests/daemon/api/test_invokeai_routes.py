@@ -76,7 +76,9 @@ async def test_put_saves_the_url_as_typed_and_answers_the_probe(api: Any, fake: 
     _, url = fake
     saved = await _put(api, url=url)  # with its trailing slash
     assert saved["url"] == url and saved["probe"] == {"ok": True, "version": "6.14.2", "multiuser": False,
-                                                      "message": None}
+                                                      "message": None, "actions": {
+                                                          name: {"available": True, "reason": None}
+                                                          for name in ("recall", "remix", "append")}}  # fmt: skip
     assert json.loads(config.config_path().read_text())["invokeai"]["url"] == url
     assert (await (await api.get("/api/v1/invokeai/probe")).json())["ok"] is True
 
@@ -87,7 +89,7 @@ async def test_put_saves_the_url_as_typed_and_answers_the_probe(api: Any, fake: 
 )
 async def test_a_failing_url_is_still_saved(api: Any, typed: str, message: str) -> None:
     saved = await _put(api, url=typed)
-    assert saved["probe"] == {"ok": False, "version": None, "multiuser": None, "message": message}
+    assert saved["probe"] == {"ok": False, "version": None, "multiuser": None, "message": message, "actions": None}
     assert (await (await api.get("/api/v1/settings/invokeai")).json())["url"] == typed
 
 
@@ -117,7 +119,7 @@ async def test_password_is_write_only_and_0600(api: Any, fake: tuple[FakeInvokeA
     seen.append(await bad.text())
     cleared = await _put(api, url="", username="", password="")
     assert (cleared["url"], cleared["username"], cleared["password_set"]) == ("", "", False)
-    assert cleared["probe"] == {"ok": False, "version": None, "multiuser": None, "message": None}
+    assert cleared["probe"] == {"ok": False, "version": None, "multiuser": None, "message": None, "actions": None}
     assert json.loads(secrets.read_text()) == {"invokeai_password": None}
     assert caplog.records
     for text in [*seen, caplog.text]:
@@ -181,6 +183,8 @@ async def test_recall_on_an_old_server_names_the_version_needed(album: str, api:
     resp = await api.post(f"/api/v1/images/{album}/1/recall")
     assert resp.status == 409
     assert (await resp.json())["error"]["message"].startswith("Recall needs InvokeAI 6.12 or newer")
+    remix = await api.post(f"/api/v1/images/{album}/1/remix")  # the button the user pressed, not "Recall"
+    assert (await remix.json())["error"]["message"] == "Remix needs InvokeAI 6.12 or newer (this server runs 6.11.0)"
 
 
 async def test_use_as_ref_uploads_the_file_to_the_chosen_board(album: str, api: Any,

@@ -79,7 +79,9 @@ async def test_bad_filters_and_unknown_albums_are_clear_errors(api: Any, mapped:
     unknown_filter = await api.get("/api/v1/albums/pics/map", params={"colour": "red"})
     assert unknown_filter.status == 422
     bad_seed = await api.get("/api/v1/albums/pics/map", params={"seed": "x"})
-    assert bad_seed.status == 422 and (await bad_seed.json())["error"]["code"] == "invalid_request"
+    assert bad_seed.status == 400 and (await bad_seed.json())["error"]["message"] == (
+        "Seed must be a whole number, e.g. 1234567890"
+    )
     missing = await api.get("/api/v1/albums/nope/map")
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "album_not_found"
 

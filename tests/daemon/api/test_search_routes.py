@@ -64,8 +64,9 @@ async def test_more_like_this_ranks_the_image_itself_first(api: Any, vectors_alb
     assert page["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     expected = (np.argsort(-(vectors_album @ vectors_album[16]))[:5] + 1).tolist()
     assert [hit["id"] for hit in page["results"]] == expected
-    assert set(page["results"][0]) == {"id", "score", "width", "height", "created_at", "generator", "model",
+    assert set(page["results"][0]) == {"id", "name", "score", "width", "height", "created_at", "generator", "model",
                                        "positive_prompt"}  # fmt: skip
+    assert page["results"][0]["name"] == "17.png"  # the file's name, for alt texts and the map's tooltip
     assert len(page["results"][0]["positive_prompt"]) == 200
     assert (page["total"], page["offset"], page["limit"]) == (60, 0, 5)
 
@@ -144,20 +145,20 @@ async def test_duplicates_route_groups_near_copies(api: Any) -> None:
 
 async def test_text_and_negative_text_rank_by_the_models_vectors(api: Any) -> None:
     runner = api.server.app[EMBEDDER]
-    word_vectors = await runner.run(lambda embedder, texts: embedder.encode_texts(texts), WORDS)
+    word_vectors = await runner.run(lambda model, texts: model.encode_texts(texts), WORDS)
     await _album(api, [_row(i + 1, word_vectors[i]) for i in range(len(WORDS))])
-    page = await search(api, {"text": WORDS[2]})
+    page = await search(api, {"text": WORDS[2], "auto_cut": False})  # every row ranked, none cut
     assert page["results"][0]["id"] == 3 and page["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
     plain = {hit["id"]: hit["score"] for hit in page["results"]}
-    pushed = await search(api, {"text": WORDS[2], "negative_text": WORDS[0], "negative_weight": 0.8})
+    pushed = await search(api, {"text": WORDS[2], "negative_text": WORDS[0], "negative_weight": 0.8, "auto_cut": False})
     assert {hit["id"]: hit["score"] for hit in pushed["results"]}[1] < plain[1]
 
 
 async def test_uploaded_bytes_find_the_same_indexed_image(api: Any, tmp_path: Path) -> None:
     runner = api.server.app[EMBEDDER]
     files = [make_png(tmp_path / f"{seed}.png", seed) for seed in range(3)]
-    decoded = [await runner.run(lambda embedder, path: embedder.decode_file(path), path) for path in files]
-    vectors = await runner.run(lambda embedder, items: embedder.encode_tensors([d.tensor for d in items]), decoded)
+    decoded = [await runner.run(lambda model, path: model.decode_file(path), path) for path in files]
+    vectors = await runner.run(lambda model, items: model.encode_pixels([d.pixels for d in items]), decoded)
     await _album(api, [_row(i + 1, vectors[i]) for i in range(3)])
     upload = base64.b64encode(files[1].read_bytes()).decode()
     page = await search(api, {"image_base64": upload, "limit": 3})

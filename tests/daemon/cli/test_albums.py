@@ -21,9 +21,21 @@ def test_readme_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["index", "invokeai", "--pretrained", "none", "--quiet", "--no-map"]) == 0
     assert "invokeai: 4 new, 0 changed, 0 removed, 0 unchanged" in capsys.readouterr().out
 
-    assert main(["search", "invokeai", "a red fox in the snow", "--pretrained", "none", "--json", "--limit", "2"]) == 0
+    assert main(["search", "invokeai", "a red fox in the snow", "--pretrained", "none", "--json", "--limit", "2", "--all"]) == 0
     page = json.loads(capsys.readouterr().out)
-    assert len(page["results"]) == 2 and page["total"] == 4
+    assert len(page["results"]) == 2 and page["total"] == page["ranked"] == 4
+    files = {str(path) for path in folder.iterdir()}
+    assert all(hit["path"] in files for hit in page["results"]), "the JSON names each file, like the plain listing"
+    assert main(["search", "invokeai", "a red fox in the snow", "--pretrained", "none", "--json"]) == 0
+    cut = json.loads(capsys.readouterr().out)
+    assert cut["cut"]["mode"] == "auto" and 1 <= cut["total"] <= 4 and cut["ranked"] == 4
+
+    # another model's vectors: the message names the command that re-embeds, not a panel button
+    assert main(["search", "invokeai", "fox", "--model", "ViT-B-32", "--pretrained", "none"]) == 1
+    assert capsys.readouterr().err == (
+        "photomapd: This album was indexed with another model: "
+        "run `photomapd index invokeai --model ViT-B-32 --pretrained none` to re-embed it\n"
+    )
 
     assert main(["album", "edit", "invokeai", "--name", "My Gallery", "--no-watch"]) == 0
     assert "Updated album 'invokeai' (My Gallery)" in capsys.readouterr().out
@@ -55,6 +67,14 @@ def test_user_errors_are_one_line_and_exit_non_zero(argv: list[str], message: st
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_search_of_an_album_never_indexed_names_the_index_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "photos").mkdir()
+    assert main(["album", "add", "fresh", str(tmp_path / "photos")]) == 0
+    capsys.readouterr()
+    assert main(["search", "fresh", "fox"]) == 1
+    assert capsys.readouterr().err == "photomapd: This album has not been indexed yet: run `photomapd index fresh` first\n"
 
 
 def test_input_a_model_refuses_exits_2_like_a_bad_argument(capsys: pytest.CaptureFixture[str]) -> None:

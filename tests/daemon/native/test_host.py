@@ -194,13 +194,30 @@ def test_frames_carry_the_byte_length_in_native_order() -> None:
     assert json.loads(body)["message"] == "é"
 
 
-def test_hello_when_the_daemon_cannot_start_is_an_error_naming_the_log() -> None:
-    config.config_path().write_text('{"port": "not a port"}')  # serve refuses a broken config.json and exits 1
+@pytest.mark.parametrize("broken", ['{"port": "not a port"}', '{"albums": [1, 2'])
+def test_hello_with_an_invalid_config_says_why_at_once_and_how_to_start(broken: str) -> None:
+    config.config_path().write_text(broken)  # serve would refuse it and exit 1, after seconds of imports
     [reply], code = talk(frame({"type": "hello", "id": "h"}))
     assert code == 0
     assert reply["type"] == "error" and reply["code"] == "daemon_start_failed" and reply["id"] == "h"
-    assert "exited with code 1" in str(reply["message"]) and str(lifecycle.log_path()) in str(reply["message"])
-    assert "config.json is invalid" in lifecycle.log_path().read_text()
+    message = str(reply["message"])
+    assert message.startswith(f"The PhotoMap daemon did not start: {config.config_path()} is invalid: "), message
+    assert ("port" in message) if "port" in broken else ("Invalid JSON" in message)
+    assert not lifecycle.log_path().exists(), "no serve was started just to fail"
+    # the command of this install (the test's interpreter), not a bare `photomapd serve` that may not be on PATH
+    assert str(Path(sys.executable).absolute()) in str(reply["command"])
+    assert str(reply["command"]).endswith("-m photomapd serve")
+
+
+def test_a_serve_that_exits_early_is_reported_with_its_own_error_line() -> None:
+    """The cause a failed serve wrote to daemon.log, read back by the host's start: here a config.json broken after
+    the host's own check (a real serve, started the way the host starts one)."""
+    config.config_path().write_text('{"port": "not a port"}')
+    offset = lifecycle._log_size()
+    child = lifecycle._spawn_serve()
+    assert child.wait(timeout=HOST_EXIT_S) == 1
+    cause = lifecycle._exit_cause(offset)
+    assert cause is not None and cause.startswith(f"{config.config_path()} is invalid: port: "), cause
 
 
 def test_start_gives_up_at_its_deadline_when_a_daemon_holds_the_lock_but_never_answers(
