@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from photomapd.config import AlbumConfig, Config, ConfigStore, cache_dir, config_dir, data_dir
 from photomapd.errors import AlbumExists, AlbumInvalid, AlbumNotFound
@@ -20,9 +21,11 @@ class AlbumCreate(BaseModel):
 
     key: str
     display_name: str
-    folders: list[str]
+    folders: list[str] = Field(default_factory=list)
     watch: bool = True
     poll: bool = False
+    source: Literal["folders", "invokeai"] = "folders"
+    boards: list[str] = Field(default_factory=list)  # board albums: ids, "none" (Uncategorized), or ["all"]
 
 
 class AlbumUpdate(BaseModel):
@@ -32,6 +35,30 @@ class AlbumUpdate(BaseModel):
     folders: list[str] | None = None
     watch: bool | None = None
     poll: bool | None = None
+    boards: list[str] | None = None
+
+
+# Board albums: "none" is InvokeAI's own word for Uncategorized (its routes take board_id=none), "all" is ours.
+UNCATEGORIZED_BOARD = "none"
+ALL_BOARDS = "all"
+MAX_BOARD_ID = 255  # InvokeAI's ids are UUIDs; anything this long is not one
+
+
+def validate_boards(boards: list[str]) -> list[str]:
+    """A board album's boards: at least one, `all` alone, no blanks; de-duplicated, order kept. Whether each board
+    exists (for this user) is the server's to say: the API checks that when the album is added or edited."""
+    result: list[str] = []
+    for raw in boards:
+        board = raw.strip()
+        if not board or len(board) > MAX_BOARD_ID or not board.isprintable():
+            raise AlbumInvalid(f"Board id '{raw}' is not valid")
+        if board not in result:
+            result.append(board)
+    if not result:
+        raise AlbumInvalid('A board album needs at least one board: a board id, "none" for Uncategorized, or "all"')
+    if ALL_BOARDS in result and len(result) > 1:
+        raise AlbumInvalid('"all" already includes every board and Uncategorized: give it alone')
+    return result
 
 
 def validate_key(key: str) -> str:
@@ -104,12 +131,19 @@ def find_album(config: Config, key: str) -> AlbumConfig:
 
 
 def add_album(config_store: ConfigStore, request: AlbumCreate) -> AlbumConfig:
+    is_board_album = request.source == "invokeai"
+    if is_board_album and request.folders:
+        raise AlbumInvalid("A board album takes its images from InvokeAI, not from folders: leave folders empty")
+    if not is_board_album and request.boards:
+        raise AlbumInvalid('Only a board album (source "invokeai") has boards')
     album = AlbumConfig(
         key=validate_key(request.key),
         display_name=validate_display_name(request.display_name),
-        folders=validate_folders(request.folders),
+        folders=[] if is_board_album else validate_folders(request.folders),
         watch=request.watch,
         poll=request.poll,
+        source=request.source,
+        boards=validate_boards(request.boards) if is_board_album else [],
     )
 
     def append(config: Config) -> None:
@@ -127,9 +161,15 @@ def update_album(config_store: ConfigStore, key: str, request: AlbumUpdate) -> A
         changes["display_name"] = validate_display_name(changes["display_name"])
     if "folders" in changes:
         changes["folders"] = validate_folders(changes["folders"])
+    if "boards" in changes:
+        changes["boards"] = validate_boards(changes["boards"])
 
     def apply(config: Config) -> None:
         album = find_album(config, key)
+        if album.is_board_album and "folders" in changes:
+            raise AlbumInvalid("A board album takes its images from InvokeAI, not from folders: leave folders empty")
+        if not album.is_board_album and "boards" in changes:
+            raise AlbumInvalid('Only a board album (source "invokeai") has boards')
         for name, value in changes.items():
             setattr(album, name, value)
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import tempfile
 import threading
-from typing import Callable
+from typing import Callable, Literal
 from pathlib import Path
 
 import platformdirs
@@ -110,9 +110,17 @@ class AlbumConfig(BaseModel):
 
     key: str
     display_name: str
-    folders: list[str]
-    watch: bool = True  # live folder watching in `serve`
+    folders: list[str] = Field(default_factory=list)  # empty for a board album
+    watch: bool = True  # live folder watching in `serve` (board albums: following the server's new images)
     poll: bool = False  # polling watcher, for network mounts (SMB/NFS/SSHFS) where inotify sees nothing
+    # Where the images come from (DESIGN §11): folders on disk, or the configured InvokeAI server's boards.
+    source: Literal["folders", "invokeai"] = "folders"
+    # Board albums: board ids, "none" for Uncategorized, or just ["all"] (every board this user sees + Uncategorized).
+    boards: list[str] = Field(default_factory=list)
+
+    @property
+    def is_board_album(self) -> bool:
+        return self.source == "invokeai"
 
 
 class InvokeAISettings(BaseModel):
@@ -138,6 +146,9 @@ class Config(BaseModel):
     # 72.8 % ImageNet for 1.3x ViT-B-32's CPU time; MobileCLIP2-S2 gains 4 points more for 3x.
     model: str = "ViT-B-32-256"
     pretrained: str = "datacomp_s34b_b86k"
+    # "int8" quantizes the image tower on AVX2/AVX-512 CPUs (model/quantize.py; ignored on a GPU): opt-in until its
+    # quality is shown with real weights. A table records its precision; changing this rebuilds the index.
+    model_precision: Literal["fp32", "int8"] = "fp32"
     port: int = DEFAULT_PORT
     # The loaded model holds ~1.4 GB all day otherwise; reloading it takes seconds, once per idle spell. 0 = never.
     model_idle_unload_s: float = Field(default=600.0, ge=0.0)

@@ -39,6 +39,7 @@ PUBLIC_PATHS = {"/api/v1/app/version", "/api/v1/auth/status", "/api/v1/auth/logi
 SINGLE_USER_LOGIN = "Multiuser mode is disabled. Authentication is not required in single-user mode."
 TOKEN_EXPIRES_S = 7 * 24 * 3600  # the real server's "remember me" lifetime
 IMAGE_LISTS = ("control_layers", "ip_adapters", "reference_images")
+UPLOAD_MAX_BYTES = 256 * 1024 * 1024
 
 
 # --- the recall route's body, as the server's model declares it -----------------------------------------------------
@@ -194,6 +195,7 @@ class FakeInvokeAI:
         self.requests: list[dict[str, Any]] = []
         self.recalls: list[dict[str, Any]] = []  # accepted recalls: queue_id, query, body sent, parameters kept
         self.logins = 0
+        self._stamp = 0  # created_at of added images: one second apart, in order
 
     @property
     def has_recall(self) -> bool:
@@ -213,22 +215,48 @@ class FakeInvokeAI:
         self.boards[board_id] = {"board_name": name, "owner": owner, "shared": shared}
         return board_id
 
-    def add_image(self, image_name: str, owner: str | None = None, board_id: str | None = None) -> None:
-        self.images[image_name] = {"board_id": board_id, "owner": owner, "content_type": "image/png", "size": 0,
-                                   "data": b"", "width": 64, "height": 64}
+    def add_image(self, image_name: str, owner: str | None = None, board_id: str | None = None, *,
+                  data: bytes = b"", starred: bool = False, is_intermediate: bool = False) -> None:
+        """An image on the server as if InvokeAI had just finished it (`data`: a PNG; its size is read from it)."""
+        width = height = 64
+        if data:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        self._stamp += 1
+        now = f"2026-12-01 12:{self._stamp // 60 % 60:02d}:{self._stamp % 60:02d}.000"
+        self.images[image_name] = {"board_id": board_id, "owner": owner, "content_type": "image/png",
+                                   "size": len(data), "data": data, "width": width, "height": height,
+                                   "starred": starred, "is_intermediate": is_intermediate, "category": "general",
+                                   "created_at": now, "updated_at": now}
+
+    def delete_image(self, image_name: str) -> None:
+        del self.images[image_name]
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._log_middleware, self._auth_middleware])
+        # The real server takes uploads of any size (FastAPI sets no limit); aiohttp's default would refuse > 1 MB.
+        app = web.Application(
+            middlewares=[self._log_middleware, self._auth_middleware], client_max_size=UPLOAD_MAX_BYTES
+        )
         app.router.add_get("/api/v1/app/version", self._version_route)
         if self.has_auth_routes:
             app.router.add_get("/api/v1/auth/status", self._auth_status)
             app.router.add_post("/api/v1/auth/login", self._login)
         app.router.add_get("/api/v1/boards/", self._boards)
+        app.router.add_post("/api/v1/boards/", self._create_board)
         app.router.add_post("/api/v1/images/upload", self._upload)
         app.router.add_get("/api/v1/images/i/{image_name}/full", self._image_full)
+        app.router.add_get("/api/v1/images/i/{image_name}/thumbnail", self._image_thumbnail)
+        app.router.add_get("/api/v1/images/i/{image_name}/metadata", self._image_metadata)
+        app.router.add_get("/api/v1/images/i/{image_name}", self._image_dto_route)
+        app.router.add_get("/api/v1/images/names", self._image_names)
+        app.router.add_get("/api/v1/images/", self._list_images)
+        app.router.add_post("/api/v1/images/images_by_names", self._images_by_names)
+        app.router.add_post("/api/v1/images/star", self._star)
+        app.router.add_post("/api/v1/images/unstar", self._unstar)
+        app.router.add_post("/api/v1/board_images/batch", self._add_to_board)
         if self.has_recall:
             app.router.add_post("/api/v1/recall/{queue_id}", self._recall)
         app.router.add_get("/__test__/requests", self._test_requests)
@@ -298,6 +326,17 @@ class FakeInvokeAI:
             return web.json_response(boards)
         return web.json_response({"items": boards, "offset": 0, "limit": 10, "total": len(boards)})
 
+    async def _create_board(self, request: web.Request) -> web.Response:
+        name = request.query.get("board_name")
+        if name is None:
+            return _missing_query("board_name")
+        board_id = self.add_board(name, owner=self._user(request))
+        return web.json_response({"board_id": board_id, "board_name": name, "user_id": self._user(request) or "system",
+                                  "created_at": "2026-12-01 12:00:00.000", "updated_at": "2026-12-01 12:00:00.000",
+                                  "deleted_at": None, "cover_image_name": None, "archived": False,
+                                  "board_visibility": "private", "cover_video_name": None, "image_count": 0,
+                                  "video_count": 0, "asset_count": 0, "owner_username": None}, status=201)
+
     async def _upload(self, request: web.Request) -> web.Response:
         for name in ("image_category", "is_intermediate"):
             if name not in request.query:
@@ -322,16 +361,10 @@ class FakeInvokeAI:
         except OSError:
             return web.json_response({"detail": "Failed to read image"}, status=415)
         image_name = f"{uuid.uuid4()}.png"
-        self.images[image_name] = {
-            "board_id": board_id,
-            "owner": self._user(request),
-            "content_type": field.content_type,
-            "size": len(data),
-            "filename": field.filename,
-            "data": data,
-            "width": width,
-            "height": height,
-        }
+        self.add_image(image_name, self._user(request), board_id, data=data,
+                       is_intermediate=request.query["is_intermediate"].lower() in ("true", "1"))
+        self.images[image_name].update(content_type=field.content_type, filename=field.filename,
+                                       category=request.query["image_category"])
         self.requests[-1]["upload"] = {"filename": field.filename, "content_type": field.content_type,
                                        "size": len(data), "image_name": image_name}
         dto = {"image_name": image_name, "image_url": f"api/v1/images/i/{image_name}/full", "width": width,
@@ -340,12 +373,151 @@ class FakeInvokeAI:
         return web.json_response(dto, status=201)
 
     async def _image_full(self, request: web.Request) -> web.Response:
-        image = self.images.get(request.match_info["image_name"])
-        if image is None:
-            return web.json_response({"detail": "Not Found"}, status=404)
-        if self._may_not_use(request, request.match_info["image_name"]):
-            return web.json_response({"detail": "Not allowed to access this image"}, status=403)
+        name, error = self._image_or_error(request)  # 404 "Not Found" single-user, "Image not found" multi-user
+        if error is not None:
+            return error
+        image = self.images[name]
         return web.Response(body=image["data"], content_type=image["content_type"])
+
+    # --- board albums: listing, files, stars, board membership (as the real 6.14.2 answers) -------------------------
+
+    def _dto(self, image_name: str) -> dict[str, Any]:
+        image = self.images[image_name]
+        return {"image_name": image_name, "image_url": f"api/v1/images/i/{image_name}/full",
+                "thumbnail_url": f"api/v1/images/i/{image_name}/thumbnail", "image_origin": "external",
+                "image_category": image.get("category", "general"), "width": image["width"],
+                "height": image["height"], "created_at": image.get("created_at", "2026-01-01 00:00:00.000"),
+                "updated_at": image.get("updated_at", "2026-01-01 00:00:00.000"), "deleted_at": None,
+                "is_intermediate": image.get("is_intermediate", False), "session_id": None, "node_id": None,
+                "starred": image.get("starred", False), "has_workflow": False, "image_subfolder": "",
+                "board_id": image["board_id"]}
+
+    def _sees_image(self, request: web.Request, image_name: str) -> bool:
+        """Multi-user: a user lists their own images and those in shared boards (an admin every one)."""
+        return image_name in self.images and not self._may_not_use(request, image_name)
+
+    def _image_or_error(self, request: web.Request) -> tuple[str, web.Response | None]:
+        name = request.match_info["image_name"]
+        if name not in self.images:
+            detail = "Image not found" if self.multiuser else "Not Found"
+            return name, web.json_response({"detail": detail}, status=404)
+        if self._may_not_use(request, name):
+            return name, web.json_response({"detail": "Not authorized to access this image"}, status=403)
+        return name, None
+
+    async def _image_thumbnail(self, request: web.Request) -> web.Response:
+        name, error = self._image_or_error(request)
+        if error is not None:
+            return error
+        with Image.open(io.BytesIO(self.images[name]["data"])) as image:
+            image.thumbnail((256, 256))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="WEBP")
+        return web.Response(body=out.getvalue(), content_type="image/webp")
+
+    async def _image_metadata(self, request: web.Request) -> web.Response:
+        name, error = self._image_or_error(request)
+        if error is not None:
+            return error
+        with Image.open(io.BytesIO(self.images[name]["data"])) as image:
+            text = image.info.get("invokeai_metadata")
+        return web.json_response(json.loads(text) if isinstance(text, str) else None)
+
+    async def _image_dto_route(self, request: web.Request) -> web.Response:
+        name, error = self._image_or_error(request)
+        return error if error is not None else web.json_response(self._dto(name))
+
+    def _board_refusal(self, request: web.Request, board_id: str, *, modify: bool = False) -> web.Response | None:
+        """Another user's private board: 403; a board that doesn't exist: 404 multi-user (single-user: none)."""
+        board = self.boards.get(board_id)
+        if board is None:
+            return web.json_response({"detail": "Board not found"}, status=404) if self.multiuser or modify else None
+        user = self._user(request)
+        if self.multiuser and user not in self.admins and board["owner"] not in (None, user) and not board["shared"]:
+            verb = "modify" if modify else "access"
+            return web.json_response({"detail": f"Not authorized to {verb} this board"}, status=403)
+        return None
+
+    async def _image_names(self, request: web.Request) -> web.Response:
+        board = request.query.get("board_id")
+        if board is not None and board != "none":
+            refusal = self._board_refusal(request, board)
+            if refusal is not None:
+                return refusal
+        wanted = request.query.get("is_intermediate")
+        starred_first = request.query.get("starred_first", "true").lower() == "true"
+        names = [name for name, image in self.images.items()
+                 if self._sees_image(request, name)
+                 and (board is None or image["board_id"] == (None if board == "none" else board))
+                 and (wanted is None or image.get("is_intermediate", False) == (wanted.lower() == "true"))]
+        names.sort(key=lambda name: self.images[name].get("created_at", ""), reverse=True)  # newest first
+        starred = [name for name in names if self.images[name].get("starred")]
+        if starred_first:
+            names = starred + [name for name in names if name not in starred]
+        return web.json_response({"image_names": names, "starred_count": len(starred) if starred_first else 0,
+                                  "total_count": len(names)})
+
+    async def _list_images(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/images/`: ImageDTO pages, same filters and order as the names route."""
+        names = await self._image_names(request)
+        if names.status != 200:
+            return names
+        listed = json.loads(names.body)["image_names"]  # type: ignore[arg-type]
+        if request.query.get("order_dir", "DESC") == "ASC":
+            listed.reverse()
+        offset, limit = int(request.query.get("offset", "0")), int(request.query.get("limit", "10"))
+        page = listed[offset : offset + limit]
+        return web.json_response({"limit": limit, "offset": offset, "total": len(listed),
+                                  "items": [self._dto(name) for name in page]})
+
+    async def _names_body(self, request: web.Request) -> list[str] | web.Response:
+        class _Names(BaseModel):
+            image_names: list[str] = Field(max_length=1000)
+
+        body = await _json_body(request, _Names)
+        return body if isinstance(body, web.Response) else body.image_names  # type: ignore[attr-defined]
+
+    async def _images_by_names(self, request: web.Request) -> web.Response:
+        names = await self._names_body(request)
+        if isinstance(names, web.Response):
+            return names
+        return web.json_response([self._dto(name) for name in names if self._sees_image(request, name)])
+
+    async def _set_star(self, request: web.Request, starred: bool) -> web.Response:
+        names = await self._names_body(request)
+        if isinstance(names, web.Response):
+            return names
+        done = [name for name in names if self._sees_image(request, name)]
+        for name in done:
+            self.images[name]["starred"] = starred
+        boards = sorted({self.images[name]["board_id"] or "none" for name in done})
+        key = "starred_images" if starred else "unstarred_images"
+        return web.json_response({"affected_boards": boards, key: done, "failed_images": []})
+
+    async def _star(self, request: web.Request) -> web.Response:
+        return await self._set_star(request, True)
+
+    async def _unstar(self, request: web.Request) -> web.Response:
+        return await self._set_star(request, False)
+
+    async def _add_to_board(self, request: web.Request) -> web.Response:
+        class _BoardNames(BaseModel):
+            board_id: str
+            image_names: list[str] = Field(max_length=1000)
+
+        body = await _json_body(request, _BoardNames)
+        if isinstance(body, web.Response):
+            return body
+        assert isinstance(body, _BoardNames)
+        refusal = self._board_refusal(request, body.board_id, modify=True)
+        if refusal is not None:
+            return refusal
+        added = [name for name in body.image_names if self._sees_image(request, name)]
+        moved_from = {self.images[name]["board_id"] or "none" for name in added}
+        boards = sorted(moved_from | {body.board_id}) if added else []
+        for name in added:
+            self.images[name]["board_id"] = body.board_id
+        return web.json_response({"affected_boards": boards, "added_images": added, "failed_images": []}, status=201)
 
     def _may_not_use(self, request: web.Request, image_name: str) -> bool:
         """Multi-user only, not for admins: another user's image outside a shared board (or no such image)."""

@@ -14,7 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from photomapd import thumbs
-from photomapd.api.keys import CONFIG, STORE
+from photomapd.api.keys import CONFIG, INVOKEAI, STORE
+from photomapd.config import AlbumConfig
+from photomapd.invokeai import images as board_images
 from photomapd.errors import AlbumNotFound, FileMissing, FileOutsideAlbum, ImageNotFound, NotIndexed
 from photomapd.store import AlbumTable
 
@@ -49,12 +51,50 @@ async def lookup_image(request: web.Request, columns: list[str] | None = None) -
 
 
 IMAGE_COLUMNS = ["id", "path", "folder", "width", "height", "mtime_ns", "size", "metadata_json"]
+# Board albums (DESIGN §11): InvokeAI's name, board and star; a folder album's `starred` is a local favourite.
+BOARD_COLUMNS = ["image_name", "board_id", "starred"]
+
+
+def album_config(request: web.Request) -> AlbumConfig:
+    album_key = request.match_info.get("album") or request.match_info["key"]
+    for album in request.app[CONFIG].current.albums:
+        if album.key == album_key:
+            return album
+    raise AlbumNotFound(album_key)
 
 
 async def get_image(request: web.Request) -> web.Response:
-    row = await lookup_image(request, IMAGE_COLUMNS)
+    table = await album_table(request)
+    columns = IMAGE_COLUMNS + [name for name in BOARD_COLUMNS if name in table.schema.names]
+    row = await lookup_image(request, columns)
     metadata = json.loads(row.pop("metadata_json") or "{}")
-    return web.json_response({**row, "metadata": metadata})
+    row["starred"] = bool(row.get("starred"))
+    return web.json_response({"image_name": None, "board_id": None, **row, "metadata": metadata})
+
+
+async def board_image_name(request: web.Request) -> str | None:
+    """The InvokeAI image name of a board album's row (None for a folder album): its file is on the server."""
+    if not album_config(request).is_board_album:
+        return None
+    row = await lookup_image(request, ["id", "image_name"])
+    if not row.get("image_name"):
+        raise FileMissing()
+    return str(row["image_name"])
+
+
+async def _board_file(request: web.Request, image_name: str, kind: str) -> web.Response:
+    """A board album's thumbnail or file, fetched from InvokeAI (with this user's token): InvokeAI never changes an
+    image after saving it, so its name is a perfect ETag."""
+    etag = f'"{kind}-{image_name}"'
+    headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
+    if _is_fresh(request, etag):
+        return web.Response(status=304, headers=headers)
+    fetch = board_images.thumbnail if kind == "thumb" else board_images.full_image
+    async with request.app[INVOKEAI].client() as client:
+        data, content_type = await fetch(client, image_name)
+    if not content_type.startswith("image/"):
+        content_type = "application/octet-stream"
+    return web.Response(body=data, content_type=content_type.split(";")[0], headers=headers)
 
 
 # --- thumbnail and file (search.md owner) ----------------------------------------------------------------------------
@@ -97,6 +137,9 @@ def _is_fresh(request: web.Request, etag: str) -> bool:
 
 
 async def get_thumb(request: web.Request) -> web.Response:
+    image_name = await board_image_name(request)
+    if image_name is not None:
+        return await _board_file(request, image_name, "thumb")
     row_id, path = await album_file(request)
     album_key = request.match_info["album"]
     try:
@@ -114,7 +157,10 @@ async def get_thumb(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=thumbs.THUMB_CONTENT_TYPE, headers=headers)
 
 
-async def get_file(request: web.Request) -> web.FileResponse:
+async def get_file(request: web.Request) -> web.StreamResponse:
+    image_name = await board_image_name(request)
+    if image_name is not None:
+        return await _board_file(request, image_name, "file")
     _, path = await album_file(request)
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # FileResponse sets ETag/Last-Modified from the file and answers If-None-Match with 304 (and Range requests).

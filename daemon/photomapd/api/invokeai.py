@@ -5,8 +5,9 @@ Only the daemon talks to InvokeAI; these routes are how the extension asks it to
 - `GET /settings/invokeai` → `{url, username, password_set, board_id, attach_ref_images}` (never the password).
 - `PUT /settings/invokeai` ← `{url, username?, password?, board_id?, attach_ref_images?}`: `url` is saved exactly as
   typed, even when the probe fails; an omitted field keeps its value, `""` clears username/password, `null` board_id
-  is Uncategorized. → the GET shape plus `probe: {ok, version?, multiuser?, message?}` (message: one of DESIGN §4's
-  four, for the hint under the URL field).
+  is Uncategorized. → the GET shape plus `probe: {ok, version?, multiuser?, message?, actions?}` (message: one of
+  DESIGN §4's four, for the hint under the URL field; `multiuser` false: username/password stay blank; `actions`:
+  `{recall|remix|append: {available, reason}}` when ok, reason naming the version needed and the server's).
 - `GET /invokeai/probe` → the probe of the saved URL (the settings page on open).
 - `GET /invokeai/boards` → `[{board_id: null, board_name: "Uncategorized"}, {board_id, board_name}, ...]`; a failed
   login is an error here, never a silently empty list.
@@ -33,17 +34,24 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from photomapd import errors
 from photomapd.api.http import read_model
-from photomapd.api.images import album_file
-from photomapd.api.keys import CONFIG, INVOKEAI
+from photomapd.api.images import album_file, board_image_name, lookup_image
+from photomapd.api.keys import CONFIG, INVOKEAI, JOBS
 from photomapd.config import Config
 from photomapd.errors import FileMissing, RefBytesNotImage, RefImageInvalid, RefImageTooBig
 from photomapd.invokeai import credentials
-from photomapd.invokeai.actions import send_parameters, use_as_reference
-from photomapd.invokeai.client import ProbeResult, probe
+from photomapd.invokeai.actions import (
+    already_on_server,
+    append_reference,
+    send_parameters,
+    upload_and_append,
+    use_as_reference,
+)
+from photomapd.invokeai.client import APPEND_SINCE, RECALL_SINCE, ProbeResult, probe, version_tuple
 from photomapd.invokeai.connection import InvokeAIConnection, Target
 from photomapd.invokeai.fetch import REF_MAX_BYTES, fetch_image
 from photomapd.invokeai.refimage import Upload, prepare_upload
 from photomapd.metadata import read_metadata
+from photomapd.metadata.model import ImageMetadata
 
 
 class SettingsUpdate(BaseModel):
@@ -64,8 +72,19 @@ class SettingsView(BaseModel):
     attach_ref_images: bool
 
 
+class ActionAvailability(BaseModel):
+    available: bool
+    reason: str | None = None  # why not, with the server's version: shown on the greyed button
+
+
+class ProbeView(ProbeResult):
+    """The probe plus what this server can do: a reachable 6.10 is "Connected", but Recall and Remix are not."""
+
+    actions: dict[str, ActionAvailability] | None = None  # recall, remix, append; only when the probe succeeded
+
+
 class SettingsSaved(SettingsView):
-    probe: ProbeResult
+    probe: ProbeView
 
 
 class BoardChoice(BaseModel):
@@ -105,8 +124,25 @@ def _view(cfg: Config, password: SecretStr | None) -> SettingsView:
     )
 
 
-async def _probe(url: str) -> ProbeResult:
-    return await probe(url) if url.strip() else ProbeResult(ok=False)
+def _actions(version: str) -> dict[str, ActionAvailability]:
+    running = version_tuple(version)
+
+    def needs(since: tuple[int, int], message: str) -> ActionAvailability:
+        if running >= since:
+            return ActionAvailability(available=True)
+        return ActionAvailability(available=False, reason=f"{message} (this server runs {version})")
+
+    return {
+        "recall": needs(RECALL_SINCE, errors.RecallUnsupported.message),
+        "remix": needs(RECALL_SINCE, errors.REMIX_NEEDS_VERSION),  # Remix is a recall without the seed
+        "append": needs(APPEND_SINCE, errors.APPEND_NEEDS_VERSION),
+    }
+
+
+async def _probe(url: str) -> ProbeView:
+    result = await probe(url) if url.strip() else ProbeResult(ok=False)
+    actions = _actions(result.version) if result.ok and result.version is not None else None
+    return ProbeView(**result.model_dump(), actions=actions)
 
 
 # --- settings -------------------------------------------------------------------------------------------------------
@@ -135,6 +171,7 @@ async def put_settings(request: web.Request) -> web.Response:
         await asyncio.to_thread(credentials.save_password, update.password)
     password = await asyncio.to_thread(credentials.load_password)
     await request.app[INVOKEAI].configure(target_from(cfg, password))
+    request.app[JOBS].board_watchers.nudge()  # board albums re-list from the new server (or login) at once
     saved = SettingsSaved(**_view(cfg, password).model_dump(), probe=await _probe(update.url))
     return web.json_response(saved.model_dump(mode="json"))
 
@@ -166,9 +203,18 @@ async def put_board(request: web.Request) -> web.Response:
 # --- actions --------------------------------------------------------------------------------------------------------
 
 
+async def _row_metadata(request: web.Request) -> ImageMetadata:
+    """A board album's image: the metadata indexed from the PNG InvokeAI served (nothing to read from disk)."""
+    row = await lookup_image(request, ["id", "metadata_json"])
+    return ImageMetadata.model_validate_json(row.get("metadata_json") or "{}")
+
+
 async def _send_parameters(request: web.Request, *, keep_seed: bool) -> web.Response:
-    _, path = await album_file(request)  # confined like /file: a symlink swapped in can't point elsewhere
-    meta = await asyncio.to_thread(read_metadata, path)
+    if await board_image_name(request) is not None:
+        meta = await _row_metadata(request)
+    else:
+        _, path = await album_file(request)  # confined like /file: a symlink swapped in can't point elsewhere
+        meta = await asyncio.to_thread(read_metadata, path)
     async with request.app[INVOKEAI].client() as client:
         result = await send_parameters(client, meta, keep_seed=keep_seed)
     return web.json_response(result.model_dump(mode="json"))
@@ -189,7 +235,7 @@ async def _upload_reference(request: web.Request, upload: Upload) -> web.Respons
     return web.json_response(result.model_dump(mode="json"))
 
 
-async def post_image_ref(request: web.Request) -> web.Response:
+async def _folder_upload(request: web.Request) -> Upload:
     _, path = await album_file(request)  # confined like /file: a symlink swapped in can't point elsewhere
     try:
         if (await asyncio.to_thread(path.stat)).st_size > REF_MAX_BYTES:
@@ -197,8 +243,33 @@ async def post_image_ref(request: web.Request) -> web.Response:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise FileMissing() from exc
-    upload = await asyncio.to_thread(prepare_upload, data, path.name)
-    return await _upload_reference(request, upload)
+    return await asyncio.to_thread(prepare_upload, data, path.name)
+
+
+async def post_image_append(request: web.Request) -> web.Response:
+    """Append (≥ 6.14): the image joins the current generation's reference images, nothing else changes. A board
+    album's image goes by its name; a folder image is uploaded to the chosen board first."""
+    image_name = await board_image_name(request)
+    upload = None if image_name is not None else await _folder_upload(request)
+    async with request.app[INVOKEAI].client() as client:
+        if image_name is not None:
+            result = await append_reference(client, image_name)
+        else:
+            assert upload is not None
+            result = await upload_and_append(client, upload, request.app[CONFIG].current.invokeai.board_id)
+    return web.json_response(result.model_dump(mode="json"))
+
+
+async def post_image_ref(request: web.Request) -> web.Response:
+    image_name = await board_image_name(request)
+    if image_name is not None:  # already on that server: no re-upload, its name is all InvokeAI needs
+        row = await lookup_image(request, ["id", "board_id"])
+        settings = request.app[CONFIG].current.invokeai
+        async with request.app[INVOKEAI].client() as client:
+            result = await already_on_server(client, image_name, row.get("board_id"),
+                                             attach=settings.attach_ref_images)
+        return web.json_response(result.model_dump(mode="json"))
+    return await _upload_reference(request, await _folder_upload(request))
 
 
 async def post_ref_image(request: web.Request) -> web.Response:
