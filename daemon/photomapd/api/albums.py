@@ -4,10 +4,15 @@
     POST   /albums                 {key, display_name, folders[, watch, poll]} → 201 album (first index starts)
     PATCH  /albums/{key}           {display_name?, folders?, watch?, poll?} → album
     DELETE /albums/{key}           → 204 (index, map and thumbnails of the album dropped; image files untouched)
-    POST   /albums/{key}/index     {mode: "update"|"rebuild"} → 202 progress of the run (its `run_id`; queued
-                                     behind, or joined with, a run already under way)
+    POST   /albums/{key}/index     {mode: "update"|"rebuild"[, engine: "local"|"ray", address]} → 202 progress of
+                                     the run (its `run_id`; queued behind, or joined with, a run already under way)
+    DELETE /albums/{key}/index     → 200 progress of the stopped run (`state: "cancelled"`; the batch in flight is
+                                     committed first), or the latest state when nothing was queued or running
     GET    /albums/{key}/progress  → text/event-stream of `progress` events (IndexProgress JSON); the current state
-                                     first, then every change; ends after a finished run unless `?follow=1`
+                                     first, then every change; ends after a finished run unless `?follow=1` (then
+                                     every later run too, watcher runs included)
+Every progress answer (stream events, POST and DELETE index) carries `indexed_count`: the images in the album's
+searchable index at that moment, so "N images" stays live while a run (or a watcher) commits batches.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import json
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from photomapd import albums as album_rules
 from photomapd.api.http import read_model
-from photomapd.api.keys import CONFIG, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
+from photomapd.api.keys import CONFIG, INVOKEAI, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
 from photomapd.config import AlbumConfig
+from photomapd.errors import BoardNotVisible
 from photomapd.index.progress import IndexProgress
+from photomapd.scale.engine import RayOptions, require_ray
 
 SSE_HEARTBEAT_S = 15  # a comment line this often keeps proxies and the panel's reader from timing out
 
@@ -32,6 +39,8 @@ class IndexRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["update", "rebuild"] = "update"
+    engine: Literal["local", "ray"] = "local"  # "ray": embed on a Ray cluster (scale/engine.py, DESIGN §12)
+    address: str | None = Field(default=None, max_length=1024)  # the cluster to join; None = a local one
 
 
 def _album_views(request: web.Request, albums: list[AlbumConfig]) -> list[dict[str, Any]]:
@@ -54,7 +63,9 @@ async def _album_view(request: web.Request, album: AlbumConfig) -> dict[str, Any
 
 def _resync_watchers(request: web.Request) -> None:
     if request.app[OPTIONS].watch:
-        request.app[WATCHERS].sync(request.app[CONFIG].current.albums)
+        albums = request.app[CONFIG].current.albums
+        request.app[WATCHERS].sync([album for album in albums if not album.is_board_album])
+        request.app[JOBS].board_watchers.sync(albums)  # board albums follow their server instead
 
 
 async def list_albums(request: web.Request) -> web.Response:
@@ -62,8 +73,22 @@ async def list_albums(request: web.Request) -> web.Response:
     return web.json_response(views)
 
 
+async def _check_boards(request: web.Request, boards: list[str]) -> None:
+    """Every board a board album names must be one this InvokeAI user sees (user A can't name B's private board)."""
+    wanted = [board for board in boards if board not in (album_rules.ALL_BOARDS, album_rules.UNCATEGORIZED_BOARD)]
+    if not wanted:
+        return
+    async with request.app[INVOKEAI].client() as client:
+        visible = {board.board_id for board in await client.boards()}
+    for board in wanted:
+        if board not in visible:
+            raise BoardNotVisible(board)
+
+
 async def create_album(request: web.Request) -> web.Response:
     payload = await read_model(request, album_rules.AlbumCreate)
+    if payload.source == "invokeai":
+        await _check_boards(request, album_rules.validate_boards(payload.boards))
     album = await asyncio.to_thread(album_rules.add_album, request.app[CONFIG], payload)
     _resync_watchers(request)
     request.app[JOBS].request_index(album.key)
@@ -73,9 +98,11 @@ async def create_album(request: web.Request) -> web.Response:
 async def update_album(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     payload = await read_model(request, album_rules.AlbumUpdate)
+    if payload.boards is not None:
+        await _check_boards(request, album_rules.validate_boards(payload.boards))
     album = await asyncio.to_thread(album_rules.update_album, request.app[CONFIG], key, payload)
     _resync_watchers(request)
-    if payload.folders is not None:
+    if payload.folders is not None or payload.boards is not None:
         request.app[JOBS].request_index(key)  # files of dropped folders leave the index, new folders get indexed
     return web.json_response(await _album_view(request, album))
 
@@ -87,15 +114,35 @@ async def delete_album(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _progress_view(request: web.Request, progress: IndexProgress) -> dict[str, Any]:
+    """The progress event plus the album's current image count (cached per table write: a dict lookup mostly)."""
+
+    def count() -> int:
+        table = request.app[STORE].open(progress.album)
+        return table.count() if table is not None else 0
+
+    return {**progress.model_dump(mode="json"), "indexed_count": await asyncio.to_thread(count)}
+
+
 async def start_index(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     payload = await read_model(request, IndexRequest, empty_means_defaults=True)
-    progress = request.app[JOBS].request_index(key, payload.mode)  # queued behind (or joined with) one under way
-    return web.json_response(progress.model_dump(mode="json"), status=202)
+    ray = None
+    if payload.engine == "ray":
+        await asyncio.to_thread(require_ray)  # RayMissing (501, naming the install) before anything is queued
+        ray = RayOptions(address=payload.address)
+    progress = request.app[JOBS].request_index(key, payload.mode, ray=ray)  # queued behind (or joined with) one
+    return web.json_response(await _progress_view(request, progress), status=202)
 
 
-def _sse_event(progress: IndexProgress) -> bytes:
-    return f"event: progress\ndata: {json.dumps(progress.model_dump(mode='json'))}\n\n".encode()
+async def cancel_index(request: web.Request) -> web.Response:
+    """The panel's Cancel: answers once the run has stopped at a batch boundary (seconds at most)."""
+    progress = await request.app[JOBS].cancel_index(request.match_info["key"])
+    return web.json_response(await _progress_view(request, progress))
+
+
+def _sse_event(view: dict[str, Any]) -> bytes:
+    return f"event: progress\ndata: {json.dumps(view)}\n\n".encode()
 
 
 def _is_final(progress: IndexProgress) -> bool:
@@ -117,7 +164,7 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         current = jobs.progress(key)
-        await response.write(_sse_event(current))
+        await response.write(_sse_event(await _progress_view(request, current)))
         if _is_final(current) and not follow and not jobs.is_running(key):
             return response
         while True:
@@ -126,7 +173,7 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
             except asyncio.TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            await response.write(_sse_event(progress))
+            await response.write(_sse_event(await _progress_view(request, progress)))
             if _is_final(progress) and not follow:
                 return response
     except ConnectionResetError:  # the panel went away

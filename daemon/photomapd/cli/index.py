@@ -74,6 +74,10 @@ def _index_locally(args: argparse.Namespace) -> int:
     from photomapd.albums import find_album
     from photomapd.model.runner import ModelRunner
 
+    if args.engine == "ray":  # before the model starts: without Ray installed, say what to install and stop
+        from photomapd.scale.engine import require_ray
+
+        require_ray()
     config_store = config.ConfigStore()
     cfg = config_store.current
     album = find_album(cfg, args.key)
@@ -90,6 +94,7 @@ def _index_locally(args: argparse.Namespace) -> int:
 async def _run_locally(
     args: argparse.Namespace, config_store: config.ConfigStore, runner: ModelRunner, bar: tqdm
 ) -> IndexProgress:
+    from photomapd.scale.engine import RayOptions
     from photomapd.jobs import index_once
     from photomapd.store import Store
 
@@ -97,7 +102,7 @@ async def _run_locally(
     return await index_once(
         Store(config.index_dir()), runner, config_store, args.key, "rebuild" if args.rebuild else "update",
         on_progress=lambda progress: _draw(bar, progress.total, progress.done, progress.phase),
-        refresh_map=not args.no_map,
+        refresh_map=not args.no_map, ray=RayOptions(address=args.address) if args.engine == "ray" else None,
     )  # fmt: skip
 
 
@@ -118,7 +123,7 @@ def _index_through(daemon: DaemonClient, args: argparse.Namespace) -> int:
             # starting the run only now means none of its events can be missed.
             _next_progress(events)
             # Queued behind a run under way, or joined with one already queued: the answer names the run to follow.
-            started = daemon.post(f"{path}/index", {"mode": "rebuild" if args.rebuild else "update"})
+            started = daemon.post(f"{path}/index", _index_body(args))
             final = _follow(events, _run_id(started), bar)
         finally:
             events.close()
@@ -134,6 +139,13 @@ def _index_through(daemon: DaemonClient, args: argparse.Namespace) -> int:
     from photomapd.index.progress import IndexProgress
 
     return _report(key, IndexProgress.model_validate(final))
+
+
+def _index_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"mode": "rebuild" if args.rebuild else "update"}
+    if args.engine == "ray":  # only then: a daemon from before the Ray engine refuses fields it does not know
+        body.update(engine="ray", address=args.address)
+    return body
 
 
 def _follow(events: Events, run_id: int | None, bar: tqdm) -> dict[str, Any] | None:
@@ -193,6 +205,13 @@ def register_index(sub: argparse._SubParsersAction) -> None:
     index.add_argument("--rebuild", action="store_true", help="re-embed every image from scratch")
     index.add_argument("--no-map", action="store_true", help="don't update the semantic map afterwards (no daemon)")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--engine", choices=("local", "ray"), default="local",
+        help="embed on this machine (default) or on a Ray cluster (needs pip install -e '.[scale]')",
+    )  # fmt: skip
+    index.add_argument(
+        "--address", help="with --engine ray: the cluster's head (e.g. 10.0.0.5:6379); default a new local cluster"
+    )
     add_model_flags(index)
     add_wait_flag(index)
     index.set_defaults(func=cmd_index)
