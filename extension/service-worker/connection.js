@@ -17,15 +17,25 @@ async function store(record) {
   return record;
 }
 
-function failure(state, message, attempt) {
-  return { state, message, command: FIX_COMMAND[state], attempt };
+function failure(state, message, attempt, command) {
+  return { state, message, command: command || FIX_COMMAND[state], attempt };
 }
+
+/** The host answered with an error; `code` daemon_start_failed means retrying won't help (its message says why). */
+export class HostError extends Error {
+  constructor(reply) {
+    super(reply.message || 'The native host gave no port and token');
+    this.code = reply.code || null;
+    this.command = reply.command || null; // the exact command line that starts this install's daemon
+  }
+}
+
+/** Is this host reply final (no point retrying), e.g. serve exited or config.json is invalid? Pure, for unit tests. */
+export const isStartFailure = (err) => Boolean(err) && err.code === 'daemon_start_failed';
 
 async function hello() {
   const reply = await chrome.runtime.sendNativeMessage(NATIVE_HOST, { type: 'hello' });
-  if (!reply || reply.type !== 'hello' || !reply.port || !reply.token) {
-    throw new Error((reply && reply.message) || 'The native host gave no port and token');
-  }
+  if (!reply || reply.type !== 'hello' || !reply.port || !reply.token) throw new HostError(reply || {});
   return reply;
 }
 
@@ -62,6 +72,8 @@ export async function ensureConnection({ refresh = false } = {}) {
       if (isHostMissing(lastError)) {
         return store(failure(CONNECTION.NOT_INSTALLED, 'The PhotoMap daemon is not installed for this browser.', attempt));
       }
+      // the host saw serve fail (or refused to start it): say its cause now, with its exact command
+      if (isStartFailure(err)) return store(failure(CONNECTION.NOT_RUNNING, err.message, attempt, err.command));
     }
     if (attempt < RETRY_DELAYS_MS.length) await sleep(RETRY_DELAYS_MS[attempt]);
   }

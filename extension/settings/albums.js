@@ -1,29 +1,14 @@
-// Album manager: list, add, edit, delete (with an inline confirmation), Update Index / Rebuild with live progress
-// from the daemon's SSE stream and the files it skipped. Indexing is the daemon's job: closing the panel only stops
-// watching, and reopening it picks the progress up again.
+// Album manager: list, add, edit, delete and rebuild (each with an inline confirmation), Update Index, Cancel, live
+// progress from the daemon's SSE stream and the files it skipped. Indexing is the daemon's job: closing the panel
+// only stops watching, and reopening it picks the progress up again. Update and Rebuild are disabled during a run.
 
 import { el, showResult } from '../lib/dom.js';
+import { isActive, isFinal, progressPercent, progressText } from '../lib/progress.js';
 
 // DESIGN.md's album keys; `pattern` compiles with the v flag, where a bare - in a class is an error
 const KEY_PATTERN = '[a-z0-9][a-z0-9_\\-]{0,63}';
 
-/** "phase 40/120 (12.5/s, ~6 s left)" for a progress event. Pure, for unit tests. */
-export function progressText(event) {
-  if (event.state === 'failed' || event.state === 'cancelled') {
-    return `${event.state === 'failed' ? 'Failed' : 'Cancelled'}: ${event.message || 'no details'}`;
-  }
-  if (event.state === 'done') return `Done: ${event.done}/${event.total} images${event.message ? ` — ${event.message}` : ''}`;
-  if (event.state === 'idle') return 'Idle';
-  const parts = [`${event.phase || 'indexing'} ${event.done}/${event.total}`];
-  if (event.rate) parts.push(`${event.rate.toFixed(1)}/s`);
-  if (event.eta_s != null && event.state === 'running') parts.push(`~${Math.ceil(event.eta_s)} s left`);
-  return parts.length > 1 ? `${parts[0]} (${parts.slice(1).join(', ')})` : parts[0];
-}
-
-export function progressPercent(event) {
-  if (event.state === 'done') return 100;
-  return event.total > 0 ? Math.min(100, Math.round((100 * event.done) / event.total)) : 0;
-}
+const countText = (n) => `${(n ?? 0).toLocaleString('en-US')} image${n === 1 ? '' : 's'} indexed`;
 
 const folderList = (text) =>
   text
@@ -51,24 +36,29 @@ export class AlbumManager {
   async load() {
     const albums = await this.getDaemon().get('/albums');
     this.list.replaceChildren(...albums.map((album) => this.card(album)));
-    for (const album of albums) if (album.progress && ['running', 'queued'].includes(album.progress.state)) this.watch(album.key);
+    if (albums.length === 0) {
+      const text = 'No albums yet. An album is one or more folders of images: press Add Album and give it a folder.';
+      this.list.append(el('p', { class: 'empty-note', text }));
+    }
+    for (const album of albums) if (isActive(album.progress)) this.watch(album.key);
     return albums;
   }
 
   card(album) {
     const card = el('div', { class: 'album', dataset: { key: album.key } });
-    const progress = el('progress', { max: '100', value: '0', hidden: true });
+    const progress = el('progress', { max: '100', hidden: true });
     const progressLine = el('p', { class: 'hint progress-text', dataset: { percent: '' } });
     const skipped = el('ul', { class: 'skipped' });
     card.append(
       el('h3', {}, album.display_name, el('span', { class: 'hint', text: ` (${album.key})` })),
-      el('div', { class: 'hint', text: album.folders.join('\n') }),
-      el('div', { class: 'hint count', text: `${album.indexed_count ?? 0} images indexed` }),
+      el('ul', { class: 'hint folders' }, album.folders.map((folder) => el('li', { text: folder }))),
+      el('div', { class: 'hint count', text: countText(album.indexed_count) }),
       el(
         'div',
         { class: 'buttons' },
         el('button', { class: 'primary', dataset: { act: 'update' }, onclick: () => this.index(album.key, 'update') }, 'Update Index'),
-        el('button', { dataset: { act: 'rebuild' }, onclick: () => this.index(album.key, 'rebuild') }, 'Rebuild'),
+        el('button', { dataset: { act: 'cancel' }, hidden: true, onclick: () => this.cancel(album.key) }, 'Cancel'),
+        el('button', { dataset: { act: 'rebuild' }, onclick: () => this.confirmRebuild(album, card) }, 'Rebuild…'),
         el('button', { dataset: { act: 'edit' }, onclick: () => this.showForm(album) }, 'Edit'),
         el('button', { class: 'danger', dataset: { act: 'delete' }, onclick: () => this.confirmDelete(album, card) }, 'Delete'),
       ),
@@ -76,6 +66,7 @@ export class AlbumManager {
       progressLine,
       skipped,
     );
+    if (album.progress) this.showProgress(card, album.progress);
     return card;
   }
 
@@ -122,21 +113,34 @@ export class AlbumManager {
     (album ? name : key).focus();
   }
 
-  confirmDelete(album, card) {
+  /** Swap the card's buttons for a question and two answers until one is clicked. */
+  confirm(card, question, act, label, onYes) {
     const row = card.querySelector('.buttons');
     const saved = [...row.children];
+    const restore = () => row.replaceChildren(...saved);
     row.replaceChildren(
-      el('span', { text: `Delete "${album.display_name}" and its index? Images stay on disk.` }),
-      el('button', { class: 'danger', dataset: { act: 'confirm-delete' }, onclick: async () => {
-        try {
-          await this.getDaemon().delete(`/albums/${encodeURIComponent(album.key)}`);
-          await this.reload(`Deleted album "${album.display_name}"`);
-        } catch (err) {
-          showResult(this.status, false, err.message);
-        }
-      } }, 'Delete'),
-      el('button', { onclick: () => row.replaceChildren(...saved) }, 'Cancel'),
+      el('span', { class: 'question', text: question }),
+      el('button', { class: 'danger', dataset: { act }, onclick: () => (restore(), onYes()) }, label),
+      el('button', { dataset: { act: 'cancel-confirm' }, onclick: restore }, 'Cancel'),
     );
+  }
+
+  confirmDelete(album, card) {
+    this.confirm(card, `Delete "${album.display_name}" and its index? Images stay on disk.`, 'confirm-delete', 'Delete', async () => {
+      try {
+        await this.getDaemon().delete(`/albums/${encodeURIComponent(album.key)}`);
+        await this.reload(`Deleted album "${album.display_name}"`);
+      } catch (err) {
+        showResult(this.status, false, err.message);
+      }
+    });
+  }
+
+  confirmRebuild(album, card) {
+    const question =
+      'Rebuild reads every image again, which can take a long time. The current index stays searchable until ' +
+      'the new one is ready. Rebuild now?';
+    this.confirm(card, question, 'confirm-rebuild', 'Rebuild', () => this.index(album.key, 'rebuild'));
   }
 
   async reload(message) {
@@ -146,19 +150,60 @@ export class AlbumManager {
   }
 
   async index(key, mode) {
-    const line = this.cardFor(key)?.querySelector('.progress-text');
-    if (line) {
-      // forget the last run's "done" at once, so nobody reads it as this run's result
-      Object.assign(line.dataset, { state: 'starting', percent: '0' });
-      line.textContent = mode === 'rebuild' ? 'Starting rebuild…' : 'Starting update…';
-    }
+    const card = this.cardFor(key);
+    // forget the last run's "done" at once, so nobody reads it as this run's result
+    if (card) this.showProgress(card, { state: 'starting', mode, done: 0, total: 0 });
     try {
-      await this.getDaemon().post(`/albums/${encodeURIComponent(key)}/index`, { mode });
+      const progress = await this.getDaemon().post(`/albums/${encodeURIComponent(key)}/index`, { mode });
+      if (card && progress && progress.state) this.showProgress(card, progress);
     } catch (err) {
+      if (card) this.showProgress(card, { state: 'idle' });
       showResult(this.status, false, err.message);
       return;
     }
     this.watch(key);
+  }
+
+  /** Stop the run at its next batch; what it committed stays (a cancelled rebuild keeps the old index). */
+  async cancel(key) {
+    const card = this.cardFor(key);
+    const button = card?.querySelector('button[data-act="cancel"]');
+    if (button) Object.assign(button, { disabled: true, textContent: 'Cancelling…' });
+    try {
+      const progress = await this.getDaemon().delete(`/albums/${encodeURIComponent(key)}/index`);
+      if (card && progress) this.showProgress(card, progress);
+    } catch (err) {
+      showResult(this.status, false, err.message);
+    } finally {
+      if (button) Object.assign(button, { disabled: false, textContent: 'Cancel' });
+    }
+  }
+
+  /** One progress event on the card: words, bar, live count, skipped files; Update/Rebuild off while running. */
+  showProgress(card, event) {
+    const bar = card.querySelector('progress');
+    const line = card.querySelector('.progress-text');
+    const active = isActive(event);
+    const percent = progressPercent(event);
+    bar.hidden = !(active || isFinal(event));
+    if (percent === null) bar.removeAttribute('value'); // indeterminate while the phase has no counts
+    else bar.value = percent;
+    const showPercent = active && percent !== null;
+    line.textContent = event.state === 'idle' ? '' : `${progressText(event)}${showPercent ? ` — ${percent} %` : ''}`;
+    line.dataset.percent = percent === null ? '' : String(percent);
+    line.dataset.state = event.state;
+    line.classList.toggle('error', event.state === 'failed');
+    for (const act of ['update', 'rebuild']) {
+      const button = card.querySelector(`button[data-act="${act}"]`);
+      if (button) {
+        button.disabled = active;
+        button.title = active ? 'This album is being indexed; wait for it to finish or press Cancel' : '';
+      }
+    }
+    const cancel = card.querySelector('button[data-act="cancel"]');
+    if (cancel) cancel.hidden = !active;
+    if (event.indexed_count != null) card.querySelector('.count').textContent = countText(event.indexed_count);
+    if (event.skipped) this.showSkipped(card, event.skipped);
   }
 
   /** Follow the album's progress stream until its job ends (or the panel closes). */
@@ -168,31 +213,25 @@ export class AlbumManager {
     this.watchers.set(key, controller);
     const card = this.cardFor(key);
     if (!card) return;
-    const bar = card.querySelector('progress');
-    const line = card.querySelector('.progress-text');
-    bar.hidden = false;
     let sawRunning = false;
+    let last = null;
     try {
       for await (const event of this.getDaemon().events(`/albums/${encodeURIComponent(key)}/progress`, controller.signal)) {
-        const percent = progressPercent(event);
-        bar.value = percent;
-        line.textContent = `${progressText(event)} — ${percent} %`;
-        line.dataset.percent = String(percent);
-        line.dataset.state = event.state;
-        this.showSkipped(card, event.skipped || []);
-        if (event.state === 'running') sawRunning = true;
-        if (['done', 'failed', 'cancelled'].includes(event.state) || (event.state === 'idle' && sawRunning)) break;
+        last = event;
+        this.showProgress(card, event);
+        if (isActive(event)) sawRunning = true;
+        if (isFinal(event) || (event.state === 'idle' && sawRunning)) break;
       }
     } catch (err) {
-      if (err.name !== 'AbortError') line.textContent = err.message;
+      if (err.name !== 'AbortError') showResult(card.querySelector('.progress-text'), false, err.message);
     } finally {
       if (this.watchers.get(key) === controller) this.watchers.delete(key);
       controller.abort();
     }
-    if (line.dataset.state === 'done') {
+    if (last && isFinal(last)) {
       const albums = await this.getDaemon().get('/albums').catch(() => []);
       const album = albums.find((a) => a.key === key);
-      if (album) card.querySelector('.count').textContent = `${album.indexed_count ?? 0} images indexed`;
+      if (album) card.querySelector('.count').textContent = countText(album.indexed_count);
       this.onChange();
     }
   }

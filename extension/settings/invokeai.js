@@ -21,9 +21,12 @@ export class InvokeAISettings {
     this.board = el('select', { id: 'invokeai-board' });
     this.attach = el('input', { id: 'invokeai-attach', type: 'checkbox' });
     this.saved = el('p', { id: 'invokeai-saved', class: 'hint', role: 'status' });
+    this.accountHint = el('p', { id: 'invokeai-account-hint', class: 'hint' });
+    this.actionsHint = el('ul', { id: 'invokeai-actions-hint', class: 'hint actions-hint' });
     this.authRows = el(
       'div',
       { id: 'invokeai-auth-rows', class: 'form', hidden: true },
+      this.accountHint,
       el('label', {}, 'InvokeAI Username', this.username),
       el('label', {}, 'InvokeAI Password', this.password, this.passwordState),
       el('label', {}, 'Upload to Image Board', this.board),
@@ -31,7 +34,7 @@ export class InvokeAISettings {
     );
     root.append(
       el('h2', { text: 'InvokeAI' }),
-      el('div', { class: 'form' }, el('label', {}, 'InvokeAI Backend URL', this.url), this.hint),
+      el('div', { class: 'form' }, el('label', {}, 'InvokeAI Backend URL', this.url), this.hint, this.actionsHint),
       this.authRows,
       this.saved,
     );
@@ -55,7 +58,9 @@ export class InvokeAISettings {
   }
 
   async load() {
+    const asked = ++this.sequence;
     const current = await this.getDaemon().get('/settings/invokeai');
+    if (asked !== this.sequence) return; // the user started typing meanwhile: don't overwrite the field
     this.url.value = current.url || '';
     this.username.value = current.username || '';
     this.attach.checked = Boolean(current.attach_ref_images);
@@ -120,12 +125,31 @@ export class InvokeAISettings {
     this.hint.classList.toggle('error', !ok && Boolean(probe.message));
     this.hint.classList.toggle('ok', ok);
     this.authRows.hidden = !ok;
+    if (!ok) this.clearSaved(); // an error about the last server is stale once the URL changes
+    this.accountHint.textContent =
+      probe.multiuser === false
+        ? 'This InvokeAI runs single-user: leave username and password blank.'
+        : probe.multiuser
+          ? 'This InvokeAI has user accounts: log in with your InvokeAI email address and password.'
+          : '';
+    // what this server's version can't do, with the daemon's reason (e.g. "Recall needs InvokeAI 6.12 or newer")
+    const missing = Object.values((ok && probe.actions) || {}).filter((a) => a && a.available === false && a.reason);
+    this.actionsHint.replaceChildren(...missing.map((a) => el('li', { text: a.reason })));
+    const append = ok && probe.actions && probe.actions.append;
+    this.attach.disabled = Boolean(append && append.available === false);
+    this.attach.title = this.attach.disabled ? append.reason : '';
+  }
+
+  clearSaved() {
+    this.saved.textContent = '';
+    this.saved.classList.remove('ok', 'error');
   }
 
   async loadBoards() {
     let boards;
     try {
       boards = await this.getDaemon().get('/invokeai/boards');
+      if (this.saved.classList.contains('error')) this.clearSaved(); // e.g. "rejected" from a wrong password before
     } catch (err) {
       boards = [{ board_id: null, board_name: 'Uncategorized' }];
       showResult(this.saved, false, err.message);
@@ -134,6 +158,10 @@ export class InvokeAISettings {
     this.board.replaceChildren(
       ...boards.map((b) => el('option', { value: b.board_id ?? UNCATEGORIZED, text: b.board_name })),
     );
-    this.board.value = this.boardId ?? UNCATEGORIZED;
+    const known = boards.some((b) => (b.board_id ?? UNCATEGORIZED) === (this.boardId ?? UNCATEGORIZED));
+    this.board.value = known ? this.boardId ?? UNCATEGORIZED : UNCATEGORIZED;
+    if (!known && boards.length > 1) {
+      showResult(this.saved, false, 'The board chosen before no longer exists in InvokeAI: uploads go to Uncategorized until you pick another.');
+    }
   }
 }

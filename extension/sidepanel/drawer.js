@@ -5,22 +5,79 @@ import { $, copyText, el, showResult } from '../lib/dom.js';
 
 export const GREYED_TOOLTIP =
   'Recall and Remix need InvokeAI generation metadata that PhotoMap recognises; this image has none.';
+export const NO_BACKEND = 'Set your InvokeAI URL in Settings first: Use as Ref Image, Remix and Recall send to it.';
+const GENERATOR_NAMES = { invokeai: 'InvokeAI', a1111: 'A1111 / Forge', comfyui: 'ComfyUI', novelai: 'NovelAI' };
+
+/**
+ * Each action's {disabled, title} for an image's metadata and the InvokeAI backend state ({url, probe}); the reason
+ * a button is grey is its tooltip. Pure, for unit tests.
+ */
+export function actionStates(meta, backend) {
+  const states = {};
+  const configured = Boolean(backend && backend.url);
+  const actions = (backend && backend.probe && backend.probe.actions) || {};
+  const generator = GENERATOR_NAMES[meta.generator] || meta.generator;
+  for (const action of ['ref', 'remix', 'recall']) {
+    let reason = '';
+    if (!configured) reason = NO_BACKEND;
+    else if (action !== 'ref' && actions[action] && actions[action].available === false) reason = actions[action].reason;
+    else if (action !== 'ref' && !meta.recallable) {
+      reason = generator
+        ? `Recall and Remix need InvokeAI generation metadata; this image was made with ${generator}.`
+        : GREYED_TOOLTIP;
+    }
+    states[action] = { disabled: Boolean(reason), title: reason };
+  }
+  return states;
+}
+
+/** A daemon error about InvokeAI, said so that it names InvokeAI and its URL, without raw status codes. */
+export function actionError(message, url) {
+  const where = url ? `InvokeAI at ${url}` : 'InvokeAI';
+  if (/^Could not reach backend/.test(message)) return `Could not reach ${where}: is it running?`;
+  if (/HTTP 413/.test(message)) return `${where} refused the image: it is larger than the server accepts (HTTP 413).`;
+  const status = /HTTP (\d{3})/.exec(message);
+  if (status && /refused the request/.test(message)) return `${where} refused the request (HTTP ${status[1]}). Check InvokeAI's own log for why.`;
+  return message;
+}
 const SENT_MESSAGE = 'Sent to InvokeAI — press Invoke in the InvokeAI tab';
 
-/** [field id, label, text] rows for an ImageMetadata record; empty values are left out. Pure, for unit tests. */
-export function drawerFields(meta) {
+// fields not worth a copy icon (nobody pastes a byte count); every other field has one
+export const NO_COPY = new Set(['size', 'dimensions', 'generator']);
+
+export function formatBytes(bytes) {
+  if (!(bytes >= 0)) return '';
+  const units = ['bytes', 'KB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) [value, unit] = [value / 1024, unit + 1];
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * [field id, label, text] rows for an image: the file (name, folder, size, dimensions) from the record, then the
+ * generation settings from its ImageMetadata; empty values are left out. Pure, for unit tests.
+ */
+export function drawerFields(meta, record = {}) {
   const rows = [];
   const add = (id, label, value) => {
     if (value !== undefined && value !== null && String(value).trim() !== '') rows.push([id, label, String(value)]);
   };
+  const path = record.path || '';
+  add('file_name', 'File', path.split(/[\\/]/).pop());
+  add('path', 'Path', path);
   add('created_at', 'Date', meta.created_at ? formatDate(meta.created_at) : '');
   add('positive_prompt', 'Positive prompt', meta.positive_prompt);
   add('negative_prompt', 'Negative prompt', meta.negative_prompt);
   add('model', 'Model', meta.model && meta.model.name);
   add('seed', 'Seed', meta.seed);
+  add('steps', 'Steps', meta.steps);
+  add('cfg_scale', 'CFG scale', meta.cfg_scale);
+  add('scheduler', 'Scheduler', [meta.scheduler, meta.schedule_type].filter(Boolean).join(' · '));
   if (meta.init_image && meta.init_image.image_name) {
     const strength = meta.init_image.strength == null ? '' : ` (strength ${meta.init_image.strength})`;
-    add('init_image', 'Init image', `${meta.init_image.image_name}${strength}`);
+    const name = meta.init_image.image_name.startsWith('data:') ? 'embedded in the file' : meta.init_image.image_name;
+    add('init_image', 'Init image', `${name}${strength}`);
   }
   add('loras', 'LoRAs', (meta.loras || []).map((l) => `${l.name} (${l.weight ?? 1})`).join('\n'));
   add(
@@ -30,11 +87,18 @@ export function drawerFields(meta) {
       .map((r) => [r.image_name, r.model, r.weight == null ? null : `weight ${r.weight}`].filter(Boolean).join(', '))
       .join('\n'),
   );
+  const generator = GENERATOR_NAMES[meta.generator] || meta.generator;
+  add('generator', 'Made with', generator ? [generator, meta.app_version].filter(Boolean).join(' ') : 'No generation metadata');
+  const width = record.width || meta.width;
+  const height = record.height || meta.height;
+  add('dimensions', 'Dimensions', width && height ? `${width} × ${height}` : '');
+  add('size', 'File size', record.size == null ? '' : formatBytes(record.size));
   return rows;
 }
 
 /** Raw metadata as readable text: chunks holding JSON are shown parsed, so every nested field is visible. */
 export function fullMetadataText(raw) {
+  if (!raw || Object.keys(raw).length === 0) return 'This file carries no embedded text metadata (no PNG text chunks, EXIF comments or XMP).';
   const expanded = {};
   for (const [key, value] of Object.entries(raw || {})) {
     if (typeof value === 'string') {
@@ -57,8 +121,11 @@ function formatDate(value) {
 
 export class Drawer {
   /** @param {{getDaemon: () => any, thumbs: any, onMoreLikeThis: (item) => void}} opts */
-  constructor({ getDaemon, thumbs, onMoreLikeThis, onStep }) {
+  constructor({ getDaemon, thumbs, onMoreLikeThis, onStep, getBackend }) {
     this.getDaemon = getDaemon;
+    this.getBackend = getBackend || (async () => null);
+    this.onFullImage = () => {}; // set by the lightbox: the full file of the image now shown arrived
+    this.objectUrl = null;
     this.thumbs = thumbs;
     this.node = $('#drawer');
     this.current = null;
@@ -69,7 +136,7 @@ export class Drawer {
       button.addEventListener('click', () => this.act(button.dataset.action, button));
     }
     document.addEventListener('keydown', (event) => {
-      if (this.node.hidden) return;
+      if (this.node.hidden || event.defaultPrevented) return; // the lightbox answers its own keys first
       if (event.key === 'Escape') this.close();
       else if (event.key === 'ArrowRight' && onStep) onStep(1);
       else if (event.key === 'ArrowLeft' && onStep) onStep(-1);
@@ -87,25 +154,71 @@ export class Drawer {
     $('#drawer-full').hidden = true;
     $('#drawer-full').textContent = fullMetadataText(meta.raw);
     $('#drawer-full-toggle').textContent = 'View full metadata';
-    this.renderFields(meta);
-    const recallable = Boolean(meta.recallable);
-    for (const id of ['#action-remix', '#action-recall']) {
-      $(id).disabled = !recallable;
-      $(id).title = recallable ? '' : GREYED_TOOLTIP;
-    }
+    this.renderFields(meta, record);
+    this.showInitImage(meta);
+    await this.applyActionStates(meta);
     const img = $('#drawer-image');
     img.removeAttribute('src');
+    const isCurrent = () => this.current && this.current.album === album && this.current.id === id;
+    // the thumbnail at once, then the full file in its place (the preview is not a 256 px thumbnail stretched)
     this.thumbs
       .get(album, id)
-      .then((url) => this.current && this.current.id === id && (img.src = url))
+      .then((url) => isCurrent() && !img.dataset.full && (img.src = url))
       .catch(() => {});
+    delete img.dataset.full;
+    this.fullUrl = this.getDaemon()
+      .blob(`/images/${encodeURIComponent(album)}/${id}/file`)
+      .then((blob) => {
+        if (!isCurrent()) return null;
+        this.dropFull();
+        this.objectUrl = URL.createObjectURL(blob);
+        img.src = this.objectUrl;
+        img.dataset.full = 'true';
+        this.onFullImage(this.objectUrl, record);
+        return this.objectUrl;
+      })
+      .catch(() => null);
   }
 
-  renderFields(meta) {
+  dropFull() {
+    if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+    this.objectUrl = null;
+  }
+
+  async applyActionStates(meta) {
+    this.node.dataset.actions = 'pending'; // the backend's state may take a probe's round trip to learn
+    const current = this.current;
+    this.backend = await this.getBackend().catch(() => null);
+    if (current !== this.current) return; // another image was opened meanwhile
+    const states = actionStates(meta, this.backend);
+    for (const [action, state] of Object.entries(states)) {
+      const button = $(`#action-${action}`);
+      button.disabled = state.disabled;
+      button.title = state.title;
+    }
+    const hint = $('#action-hint');
+    const reason = states.ref.title || (states.recall.disabled && states.recall.title) || '';
+    hint.textContent = reason;
+    hint.hidden = !reason;
+    this.states = states;
+    this.node.dataset.actions = 'ready';
+  }
+
+  /** A 1.x init image stored in the file as a data: URI is shown (data: images are allowed by the panel's CSP). */
+  showInitImage(meta) {
+    const img = $('#drawer-init');
+    const src = meta.init_image && meta.init_image.image_name;
+    const isData = typeof src === 'string' && /^data:image\/(png|jpeg|webp);base64,/.test(src);
+    img.hidden = !isData;
+    if (isData) img.src = src;
+    else img.removeAttribute('src');
+  }
+
+  renderFields(meta, record) {
     const list = $('#drawer-fields');
     list.replaceChildren();
-    for (const [field, label, text] of drawerFields(meta)) {
-      const copy = el('button', {
+    for (const [field, label, text] of drawerFields(meta, record)) {
+      const copy = NO_COPY.has(field) ? null : el('button', {
         class: 'icon copy copy-icon',
         title: `Copy ${label.toLowerCase()}`,
         'aria-label': `Copy ${label.toLowerCase()}`,
@@ -114,7 +227,7 @@ export class Drawer {
       });
       list.append(el('dt', {}, el('span', { text: label }), copy), el('dd', { dataset: { field }, text }));
     }
-    if (!list.children.length) list.append(el('dd', { text: 'No generation metadata in this image.' }));
+
   }
 
   toggleFull() {
@@ -135,9 +248,9 @@ export class Drawer {
       const fallback = action === 'ref' ? `Uploaded to InvokeAI board "${reply.board_name || 'Uncategorized'}"` : SENT_MESSAGE;
       showResult(result, reply.ok !== false, reply.message || fallback);
     } catch (err) {
-      showResult(result, false, err.message);
+      showResult(result, false, actionError(err.message, this.backend && this.backend.url));
     } finally {
-      button.disabled = action !== 'ref' && !(this.current.record.metadata || {}).recallable;
+      if (this.states) button.disabled = this.states[action].disabled;
     }
   }
 

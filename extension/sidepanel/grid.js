@@ -44,6 +44,30 @@ export class ResultGrid {
     await this.loadPage(0); // the first page's failure is the search's failure: the caller shows it
   }
 
+  /** Show nothing (no album): later renders fetch nothing and a click has nothing to open. */
+  clear() {
+    this.generation += 1;
+    this.album = null;
+    this.fetchPage = null;
+    this.pages.clear();
+    for (const index of [...this.cells.keys()]) this.dropCell(index);
+    this.selected = -1;
+    this.total = 0;
+    this.render();
+  }
+
+  /**
+   * Ask again for what is on screen, keeping the scroll position and the selection (new images were committed).
+   * Cells stay until their page's answer replaces them, so nothing flickers.
+   */
+  async refresh() {
+    if (!this.fetchPage) return;
+    this.generation += 1;
+    this.pages.clear();
+    const firstVisible = Math.floor(this.root.scrollTop / CELL_PX) * this.columns;
+    await this.loadPage(Math.floor(firstVisible / PAGE_SIZE));
+  }
+
   get columns() {
     return Math.max(1, Math.floor(this.root.clientWidth / CELL_PX));
   }
@@ -66,7 +90,8 @@ export class ResultGrid {
         if (generation !== this.generation) return; // a newer search replaced this one
         this.pages.set(pageNo, reply.results);
         this.total = reply.total;
-        this.onCount(reply.total);
+        if (this.selected >= this.total) this.selected = this.total - 1;
+        this.onCount(reply.total, reply);
         this.render();
       },
       (err) => {
@@ -111,11 +136,15 @@ export class ResultGrid {
   }
 
   addCell(index, item, cols) {
-    const img = el('img', { alt: item.positive_prompt || `image ${item.id}`, draggable: 'false' });
+    // the prompt is the alt text (screen readers) and the tooltip; CSS keeps it from spilling while the image loads
+    const prompt = item.positive_prompt || '';
+    const img = el('img', { alt: prompt || `image ${item.id}`, title: prompt || undefined, draggable: 'false' });
+    const score = item.score == null ? null : el('span', { class: 'score', text: item.score.toFixed(2), title: 'Similarity score' });
     const node = el(
       'div',
       { class: 'cell', role: 'gridcell', dataset: { index, id: item.id }, onclick: () => this.open(index) },
       img,
+      score,
     );
     this.place(node, index, cols);
     const controller = new AbortController();

@@ -47,3 +47,45 @@ export function pointAttributes({ x, y, cluster }) {
   }
   return { positions, colors };
 }
+
+/**
+ * The cluster labels worth drawing: one per distinct text (the biggest cluster keeps it), biggest first, and each
+ * anchored towards the inside of the map so a label near an edge is not cut off. Pure, for unit tests.
+ */
+export function labelPlacements(clusters, bounds) {
+  const [minX, , maxX] = bounds || [0, 0, 1, 1];
+  const span = Math.max(maxX - minX, 1e-6);
+  const seen = new Set();
+  return [...(clusters || [])]
+    .filter((c) => c.label)
+    .sort((a, b) => b.count - a.count)
+    .filter((c) => {
+      const key = c.label.trim().toLowerCase();
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    })
+    .map((c) => {
+      const at = (c.x - minX) / span;
+      return { ...c, anchor: at < 0.25 ? 'start' : at > 0.75 ? 'end' : 'middle' };
+    });
+}
+
+/**
+ * Drop labels that would overlap a bigger one on screen. `project` maps [x, y] to pixels; `charPx` is the width of
+ * one character at the label size. Pure, for unit tests.
+ */
+export function withoutOverlaps(placed, project, charPx = 7, heightPx = 16) {
+  const kept = [];
+  const boxes = [];
+  for (const label of placed) {
+    const [px, py] = project([label.x, label.y]);
+    const width = label.label.length * charPx;
+    const left = label.anchor === 'start' ? px : label.anchor === 'end' ? px - width : px - width / 2;
+    const box = [left, py - heightPx / 2, left + width, py + heightPx / 2];
+    if (boxes.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+    boxes.push(box);
+    kept.push(label);
+  }
+  return kept;
+}

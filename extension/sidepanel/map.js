@@ -5,12 +5,15 @@
 import { Deck, OrthographicView } from '@deck.gl/core';
 import { ScatterplotLayer, TextLayer } from '@deck.gl/layers';
 
-import { $ } from '../lib/dom.js';
-import { decodeMap, pointAttributes } from './map-payload.js';
+import { $, el } from '../lib/dom.js';
+import { decodeMap, labelPlacements, pointAttributes, withoutOverlaps } from './map-payload.js';
 
 const POINT_RADIUS_PX = 4; // visible at a glance on a 400 px wide panel, small enough for dense clusters
 const RELAYOUT_POLL_MS = 1000; // a refit takes seconds to minutes; once a second is live enough for a status line
 const FIT_MARGIN = 0.9; // leave a border around the points when fitting the view
+const LABEL_PX = 13; // cluster label size; about 7 px per character in the panel's font
+const TOOLTIP_PROMPT_CHARS = 80; // the start of the prompt: enough to recognise an image
+const HIT_RADIUS_PX = 7; // search hits drawn bigger (and white-ringed) than the other points
 
 export class MapView {
   constructor(container, { getDaemon, thumbs, onOpen }) {
@@ -23,7 +26,40 @@ export class MapView {
     this.album = null;
     this.filters = {};
     this.data = null;
+    this.hits = new Set(); // ids of the current search's results, highlighted on the map
+    this.records = new Map(); // id -> {name, prompt} for the tooltip, fetched on first hover
+    this.viewState = null;
     $('#map-relayout').addEventListener('click', () => this.relayout());
+    $('#map-reset').addEventListener('click', () => this.resetView());
+  }
+
+  /** Highlight these ids (the grid's current results); an empty list highlights nothing. */
+  highlight(ids) {
+    this.hits = new Set((ids || []).map(Number));
+    this.container.dataset.highlighted = String(this.hits.size);
+    if (this.deck && this.data) this.deck.setProps({ layers: this.layers(this.data) });
+  }
+
+  /** Back to the whole map (Re-layout recomputes the layout; this only moves the view). */
+  resetView() {
+    if (!this.deck || !this.data) return;
+    this.viewState = this.initialViewState(this.data);
+    this.deck.setProps({ initialViewState: { ...this.viewState } });
+    this.deck.setProps({ layers: this.layers(this.data) });
+    $('#map-tooltip').hidden = true;
+  }
+
+  /** Nothing to draw (no album, nothing indexed): the points go, `message` says what to do, Re-layout is off. */
+  clear(message, album = null) {
+    this.album = album;
+    this.data = null;
+    if (this.deck) this.deck.setProps({ layers: [] });
+    $('#map-tooltip').hidden = true;
+    $('#map-empty').hidden = false;
+    $('#map-empty-text').textContent = message;
+    $('#map-status').textContent = '';
+    $('#map-relayout').disabled = true;
+    $('#map-reset').disabled = true;
   }
 
   /** Draw `album`'s map, narrowed by the search form's `filters` (the same SearchFilters the search takes). */
@@ -36,16 +72,25 @@ export class MapView {
     try {
       data = await this.fetch(album);
     } catch (err) {
-      status.textContent = err.message;
+      if (album !== this.album) return;
+      if (err.code === 'not_indexed') this.clear('No map yet: this album has not been indexed. Press Update Index in Albums.', album);
+      else status.textContent = err.message;
       return;
     }
     if (album !== this.album) return;
-    this.data = data;
-    this.container.dataset.frames = '0';
     const { header } = data;
+    if (header.count === 0 && !Object.keys(filters).length) {
+      this.clear('No map yet: the album has no indexed images. Press Update Index in Albums.', album);
+      return;
+    }
+    this.data = data;
+    $('#map-empty').hidden = true;
+    $('#map-relayout').disabled = false;
+    $('#map-reset').disabled = false;
+    this.container.dataset.frames = '0';
     status.textContent =
       header.count === 0
-        ? 'No map yet: index the album first.'
+        ? 'No images match the search filters.'
         : `${header.count.toLocaleString()} images${header.pending ? `, ${header.pending} not placed yet` : ''}`;
     this.render(data);
   }
@@ -85,8 +130,17 @@ export class MapView {
     } catch (err) {
       status.textContent = err.message;
     } finally {
-      button.disabled = false;
+      button.disabled = !this.data;
     }
+  }
+
+  relabel() {
+    if (!this.deck || !this.data || this.relabelPending) return;
+    this.relabelPending = true;
+    requestAnimationFrame(() => {
+      this.relabelPending = false;
+      if (this.deck && this.data) this.deck.setProps({ layers: this.layers(this.data) });
+    });
   }
 
   initialViewState({ header }) {
@@ -100,6 +154,8 @@ export class MapView {
 
   layers(data) {
     const { positions, colors } = pointAttributes(data);
+    const hits = this.hits;
+    const isHit = (i) => hits.size > 0 && hits.has(Number(data.ids[i]));
     const points = new ScatterplotLayer({
       id: 'points',
       data: {
@@ -107,17 +163,23 @@ export class MapView {
         attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: colors, size: 4 } },
       },
       radiusUnits: 'pixels',
-      getRadius: POINT_RADIUS_PX,
+      getRadius: (_, { index }) => (isHit(index) ? HIT_RADIUS_PX : POINT_RADIUS_PX),
+      stroked: hits.size > 0,
+      lineWidthUnits: 'pixels',
+      getLineWidth: (_, { index }) => (isHit(index) ? 2 : 0),
+      getLineColor: [255, 255, 255, 255],
+      updateTriggers: { getRadius: [hits], getLineWidth: [hits] },
       pickable: true,
       autoHighlight: true,
       highlightColor: [255, 255, 255, 255],
     });
     const labels = new TextLayer({
       id: 'labels',
-      data: data.header.clusters.filter((c) => c.label),
+      data: this.visibleLabels(data),
       getPosition: (c) => [c.x, c.y],
       getText: (c) => c.label,
-      getSize: 13,
+      getTextAnchor: (c) => c.anchor,
+      getSize: LABEL_PX,
       getColor: [240, 242, 248, 255],
       outlineWidth: 2,
       outlineColor: [0, 0, 0, 255],
@@ -127,11 +189,29 @@ export class MapView {
     return [points, labels];
   }
 
+  /** Distinct labels, kept inside the map, none on top of a bigger cluster's label at the current zoom. */
+  visibleLabels(data) {
+    const placed = labelPlacements(data.header.clusters, data.header.bounds);
+    const view = this.viewState || this.initialViewState(data);
+    const scale = 2 ** view.zoom;
+    const [cx, cy] = view.target;
+    const width = this.container.clientWidth || 300;
+    const height = this.container.clientHeight || 300;
+    return withoutOverlaps(placed, ([x, y]) => [width / 2 + (x - cx) * scale, height / 2 + (y - cy) * scale]);
+  }
+
   render(data) {
+    this.viewState = this.initialViewState(data); // a new payload is shown whole
     const props = {
       layers: this.layers(data),
       initialViewState: this.initialViewState(data),
       onHover: (info) => this.hover(info),
+      // a hover tooltip belongs to where the pointer was: zooming or panning hides it; labels are re-placed
+      onViewStateChange: ({ viewState }) => {
+        this.viewState = viewState;
+        $('#map-tooltip').hidden = true;
+        this.relabel();
+      },
       onClick: (info) => info.layer?.id === 'points' && info.index >= 0 && this.onOpen(Number(data.ids[info.index])),
     };
     if (!this.deck) {
@@ -166,11 +246,31 @@ export class MapView {
     tooltip.style.top = `${rect.top + info.y + 12}px`;
     tooltip.hidden = false;
     tooltip.dataset.id = String(id);
-    tooltip.querySelector('span').textContent = `#${id}`;
+    const caption = tooltip.querySelector('span');
+    caption.textContent = '';
+    this.describe(id)
+      .then((about) => {
+        if (tooltip.dataset.id !== String(id)) return;
+        caption.replaceChildren(el('b', { text: about.name }), about.prompt ? el('span', { class: 'prompt', text: about.prompt }) : '');
+      })
+      .catch(() => {});
     const img = tooltip.querySelector('img');
     this.thumbs
       .get(this.album, id)
       .then((url) => tooltip.dataset.id === String(id) && (img.src = url))
       .catch(() => {});
+  }
+
+  /** File name and prompt start for the tooltip (one GET per image, kept per album). */
+  async describe(id) {
+    const key = `${this.album}/${id}`;
+    if (!this.records.has(key)) {
+      const album = this.album;
+      this.records.set(key, this.getDaemon().get(`/images/${encodeURIComponent(album)}/${id}`).then((record) => ({
+        name: (record.path || '').split(/[\\/]/).pop() || `image ${id}`,
+        prompt: ((record.metadata && record.metadata.positive_prompt) || '').slice(0, TOOLTIP_PROMPT_CHARS),
+      })));
+    }
+    return this.records.get(key);
   }
 }

@@ -28,6 +28,9 @@ from harness import (  # noqa: E402
     EXTENSION,
     EXTENSION_ID,
     FAKE_INVOKEAI,
+    FIREFOX,
+    FIREFOX_ADDON_ID,
+    FIREFOX_DRIVER,
     FIXTURE_IMAGES,
     OUTPUT,
     REPO,
@@ -136,8 +139,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         _stop(plain)
 
 
-def _install_native_host(profile: Path, daemon: Daemon) -> None:
-    """The real host (`photomapd native-host`) registered in the test profile, as `photomapd install` would."""
+def _install_native_host(
+    profile: Path, daemon: Daemon, browser: str = "chromium", env: dict[str, str] | None = None
+) -> None:
+    """The real host (`photomapd native-host`) registered in the test profile, as `photomapd install` would.
+    Chromium reads <profile>/NativeMessagingHosts; Firefox reads $HOME/.mozilla/native-messaging-hosts, so for
+    Firefox `profile` is the temp HOME the browser runs with."""
     from photomapd.native import install
     from photomapd.native._target import Target
 
@@ -145,11 +152,14 @@ def _install_native_host(profile: Path, daemon: Daemon) -> None:
         system="linux",
         home=Path.home(),
         python=Path(sys.executable).absolute(),
-        data_dir=Path(daemon.env["PHOTOMAP_DATA_DIR"]),
-        env=daemon.env,
+        data_dir=Path((env or daemon.env)["PHOTOMAP_DATA_DIR"]),
+        env=env or daemon.env,
     )
     launcher = install.write_launcher(profile, target)
-    install.write_host_manifest(profile / "NativeMessagingHosts", "chromium", [EXTENSION_ID], launcher)
+    if browser == "firefox":
+        install.write_host_manifest(profile / ".mozilla" / "native-messaging-hosts", "firefox", [FIREFOX_ADDON_ID], launcher)
+    else:
+        install.write_host_manifest(profile / "NativeMessagingHosts", "chromium", [EXTENSION_ID], launcher)
 
 
 @pytest.fixture
@@ -160,12 +170,15 @@ def run_scenario(
 
     runs = itertools.count(1)
 
-    def run(scenario: str, *, with_native_host: bool = True, **params: Any) -> dict[str, Any]:
+    def run(
+        scenario: str, *, with_native_host: bool = True, host_env: dict[str, str] | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """`host_env`: the environment the native host (and browser) get instead of the session daemon's."""
         OUTPUT.mkdir(parents=True, exist_ok=True)
         profile = Path(tempfile.mkdtemp(prefix=f"profile-{scenario}-", dir=tmp_path))
         if with_native_host:
-            _install_native_host(profile, daemon)
-        env = {key: value for key, value in daemon.env.items() if key.startswith("PHOTOMAP_")}
+            _install_native_host(profile, daemon, env=host_env)
+        env = {key: value for key, value in (host_env or daemon.env).items() if key.startswith("PHOTOMAP_")}
         config = {
             "scenario": scenario,
             "extensionDir": str(extension_dir),
@@ -176,7 +189,7 @@ def run_scenario(
         }
         config_file = profile.with_suffix(".json")
         config_file.write_text(json.dumps(config))
-        done = subprocess.run(["node", str(DRIVER), str(config_file)], capture_output=True, text=True, timeout=180)
+        done = subprocess.run(["node", str(DRIVER), str(config_file)], capture_output=True, text=True, timeout=600)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         assert lines, f"driver printed no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
         result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
@@ -188,3 +201,49 @@ def run_scenario(
 
     return run
 
+
+
+@pytest.fixture(scope="session")
+def firefox_extension_dir() -> Path:
+    if not Path(FIREFOX).exists() or not (EXTENSION / "node_modules" / "puppeteer-core").is_dir() or shutil.which("node") is None:
+        pytest.skip("Firefox tests need Debian's firefox-esr, node and `npm ci` in extension/ (./test.sh sets them up)")
+    subprocess.run(["node", "build.mjs", "firefox"], cwd=EXTENSION, check=True, capture_output=True)
+    return EXTENSION / "dist" / "firefox"
+
+
+@pytest.fixture
+def run_firefox(
+    firefox_extension_dir: Path, daemon: Daemon, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., dict[str, Any]]:
+    """Run a group of scenarios in one Firefox launch (a launch costs seconds): [(name, params)] -> {name: seen}."""
+
+    def run(scenarios: list[tuple[str, dict[str, Any]]], *, with_native_host: bool = True) -> dict[str, Any]:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=tmp_path))
+        if with_native_host:
+            _install_native_host(home, daemon, "firefox")
+        env = {key: value for key, value in daemon.env.items() if key.startswith("PHOTOMAP_")}
+        config = {
+            "scenarios": [
+                {"name": name, "params": params, "screenshot": str(OUTPUT / f"firefox-{request.node.name}-{name}.png")}
+                for name, params in scenarios
+            ],
+            "extensionDir": str(firefox_extension_dir),
+            "profileDir": str(Path(tempfile.mkdtemp(prefix="profile-", dir=tmp_path))),
+            "homeDir": str(home),
+            "env": env,
+        }
+        config_file = tmp_path / "firefox.json"
+        config_file.write_text(json.dumps(config))
+        done = subprocess.run(
+            ["node", str(FIREFOX_DRIVER), str(config_file)], capture_output=True, text=True, timeout=60 + 60 * len(scenarios)
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        assert lines, f"driver printed no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+        result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+        assert result["ok"], result.get("error")
+        problems = [p for p in result["problems"] if "Failed to load resource" not in p]
+        assert problems == [], problems
+        return result["results"]
+
+    return run

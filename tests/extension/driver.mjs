@@ -28,6 +28,7 @@ const context = await chromium.launchPersistentContext(config.profileDir, {
   headless: false, // `--headless=new` below: the old headless mode cannot load extensions
   env: { ...process.env, ...config.env },
   viewport: { width: 420, height: 860 }, // a side panel's shape
+  colorScheme: 'dark', // the tests' colours are the dark theme's; the layout scenario checks light on its own
   args: [
     '--headless=new',
     '--no-sandbox',
@@ -51,7 +52,17 @@ try {
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
   await page.goto(PANEL_URL);
-  const env = { context, page, worker, params: config.params, panelUrl: PANEL_URL, problems };
+  const stopWorker = async () => {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('ServiceWorker.enable');
+    await cdp.send('ServiceWorker.stopAllWorkers');
+  };
+  // the worker's test hook (globalThis.photomap); the worker may have been restarted, so look it up each call
+  const callBackground = async (name, ...args) => {
+    const current = context.serviceWorkers()[0] || (await context.waitForEvent('serviceworker', { timeout: 15000 }));
+    return current.evaluate(([fn, fnArgs]) => globalThis.photomap[fn](...fnArgs), [name, args]);
+  };
+  const env = { context, page, worker, params: config.params, panelUrl: PANEL_URL, problems, browser: 'chromium', stopWorker, callBackground };
   result = { ok: true, ...(await scenario(env)) };
 } catch (err) {
   result = { ok: false, error: String(err && err.stack ? err.stack : err) };

@@ -15,11 +15,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "extension"
 DRIVER = Path(__file__).with_name("driver.mjs")
+FIREFOX_DRIVER = Path(__file__).with_name("driver-firefox.mjs")
 OUTPUT = REPO / "test-output" / "extension"  # screenshots, one per scenario (git-ignored)
 FIXTURE_IMAGES = REPO / "tests" / "fixtures" / "images"
 FAKE_INVOKEAI = REPO / "tests" / "daemon" / "fake_invokeai.py"
 EXTENSION_ID = "cohnibkfepkdihajabdpbcdbpkfcoaig"  # from the `key` in extension/manifest.json
 CHROMIUM = "/usr/bin/chromium"
+FIREFOX = "/usr/bin/firefox-esr"  # Debian's ESR, driven over WebDriver BiDi by puppeteer-core
+FIREFOX_ADDON_ID = "photomap@photomap.dev"  # extension/manifest.firefox.json browser_specific_settings.gecko.id
 ALBUM = "gallery"
 # Fixture images the drawer tests know the metadata of (tests/fixtures/images, see shared MANIFEST.md).
 INVOKEAI_6 = "invokeai-6.10.0-metadata-graph.png"
@@ -27,7 +30,7 @@ INVOKEAI_3_LORAS = "invokeai-3.x-metadata-only-loras.png"
 A1111 = "a1111-parameters-01-cropped.png"
 NO_METADATA = "plain-nometa.jpg"
 ALBUM_FIXTURES = (INVOKEAI_6, INVOKEAI_3_LORAS, A1111, NO_METADATA, "comfyui-01-cropped.png")
-STARTUP_S = 90  # the daemon imports torch lazily, but the first index loads the model: generous on a busy 2-core box
+STARTUP_S = 180  # the first index loads the model and fits the map (numba compiles): generous on a busy 2-core box
 BOARDS = ("PhotoMap Refs", "Sketches")
 
 

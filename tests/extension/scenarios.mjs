@@ -4,6 +4,8 @@
 import { decodeMap } from '../../extension/sidepanel/map-payload.js';
 
 const WAIT_MS = 20000;
+// An index run with its map fit: seconds on an idle machine, minutes on a loaded 2-core CI box (a deadline, not a sleep).
+const INDEX_WAIT_MS = 180000;
 
 async function connected(page) {
   await page.waitForSelector('body[data-connection="connected"]', { timeout: WAIT_MS });
@@ -40,6 +42,7 @@ async function openDrawer(page, id) {
   await thumbnailsShown(page, 1);
   await page.click(`#grid .cell[data-id="${id}"]`);
   await page.waitForSelector('#drawer:not([hidden]) #drawer-fields dd');
+  await page.waitForSelector('#drawer[data-actions="ready"]', { state: 'attached', timeout: WAIT_MS }); // buttons set
 }
 
 async function drawerFields(page) {
@@ -94,18 +97,37 @@ async function pointOnScreen(page) {
   };
 }
 
+/** Visible elements sticking out of the window (or of their view) sideways, and whether the page scrolls sideways. */
+async function sidewaysOverflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out = [];
+    const visible = [...document.querySelectorAll('body *')].filter((node) => node.getClientRects().length && getComputedStyle(node).visibility !== 'hidden');
+    for (const node of visible) {
+      if (node.closest('#grid .grid-inner, #map')) continue; // inside their own scroll/canvas areas
+      const rect = node.getBoundingClientRect();
+      if (rect.width === 0) continue;
+      if (rect.right > width + 0.5 || rect.left < -0.5) out.push(`${node.tagName.toLowerCase()}${node.id ? `#${node.id}` : ''}.${node.className}: ${Math.round(rect.left)}..${Math.round(rect.right)} of ${width}`);
+    }
+    const views = [...document.querySelectorAll('.view:not([hidden]), #drawer:not([hidden])')];
+    for (const view of views) if (view.scrollWidth > view.clientWidth + 1) out.push(`${view.id} scrolls sideways (${view.scrollWidth} > ${view.clientWidth})`);
+    return { scrollsSideways: document.documentElement.scrollWidth > width, out: out.slice(0, 12) };
+  });
+}
+
 export const SCENARIOS = {
   /** The panel asks the worker, the worker asks the native host, the daemon answers; then the worker is stopped
    * and a fresh one must serve the panel from session storage; then a refused token makes the panel reconnect. */
-  async connect({ page, context }) {
+  async connect({ page, stopWorker }) {
     await connected(page);
     // "connected" is set before the album list arrives: wait for the picker to be filled, not just for the state.
     await page.waitForSelector('#album-picker option', { state: 'attached', timeout: WAIT_MS });
     const albums = await page.$$eval('#album-picker option', (opts) => opts.map((o) => o.value));
     const session = { connection: await settledConnection(page) };
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('ServiceWorker.enable');
-    await cdp.send('ServiceWorker.stopAllWorkers');
+    // Chromium: stop the worker; a fresh one must answer from session storage. (Firefox's event page can't be
+    // stopped from a test; its driver has no stopWorker.)
+    const stoppedWorker = Boolean(stopWorker);
+    if (stopWorker) await stopWorker();
     const afterRestart = await page.evaluate(() => chrome.runtime.sendMessage({ type: 'photomap/connect' }));
     // a daemon restarted with a new token: the panel's next request is refused, and it must hello again by itself
     await page.evaluate(async () => {
@@ -130,6 +152,7 @@ export const SCENARIOS = {
       hasToken: Boolean(session.connection.token),
       albums,
       afterRestart: afterRestart.state,
+      stoppedWorker,
       dot: await page.getAttribute('#connection-dot', 'class'),
     };
   },
@@ -139,6 +162,10 @@ export const SCENARIOS = {
     await connected(page);
     await page.fill('#search-text', params.text);
     await page.press('#search-text', 'Enter');
+    // a text query keeps the close matches; "Show all" lifts the cut
+    await page.waitForFunction(() => document.querySelector('#grid .cell .score'), null, { timeout: WAIT_MS });
+    const cutCount = await page.textContent('#result-count');
+    if (await page.$eval('#show-all', (b) => !b.hidden)) await page.click('#show-all');
     const ids = await thumbnailsShown(page, params.minResults);
     const urls = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
     const srcs = await page.$$eval('#grid .cell img', (imgs) => imgs.map((img) => img.src));
@@ -149,13 +176,25 @@ export const SCENARIOS = {
     await page.keyboard.press('Enter');
     await page.waitForSelector('#drawer:not([hidden]) #drawer-fields');
     const selected = await page.$eval('#grid .cell.selected', (c) => Number(c.dataset.id));
-    return { ids, urls, srcs, count: await page.textContent('#result-count'), selected };
+    return { ids, urls, srcs, cutCount, count: await page.textContent('#result-count'), selected };
   },
 
   /** Without the native host the panel says so, with the one command that fixes it. */
   async notInstalled({ page }) {
     await page.waitForSelector('#connection-banner:not([hidden])', { timeout: WAIT_MS });
     return {
+      state: await page.getAttribute('body', 'data-connection'),
+      message: await page.textContent('#connection-message'),
+      command: await page.textContent('#connection-command'),
+    };
+  },
+
+  /** A daemon that can't start: the banner gives the host's cause and exact command within seconds. */
+  async failedStart({ page }) {
+    const started = Date.now();
+    await page.waitForSelector('#connection-banner:not([hidden])', { timeout: 60000 });
+    return {
+      elapsedMs: Date.now() - started,
       state: await page.getAttribute('body', 'data-connection'),
       message: await page.textContent('#connection-message'),
       command: await page.textContent('#connection-command'),
@@ -266,6 +305,30 @@ export const SCENARIOS = {
     return { clipboard, shown, copied: await page.textContent('#action-result') };
   },
 
+  /** The preview opens the full file in a lightbox; → walks the results (drawer follows), Esc closes it only. */
+  async lightbox({ page, params }) {
+    await openDrawer(page, params.id);
+    await page.waitForSelector('#drawer-image[data-full]', { state: 'attached', timeout: WAIT_MS });
+    const previewNatural = await page.$eval('#drawer-image', (img) => [img.naturalWidth, img.naturalHeight]);
+    await page.click('#drawer-image');
+    await page.waitForSelector('#lightbox:not([hidden])', { timeout: WAIT_MS });
+    await page.waitForFunction(() => document.querySelector('#lightbox-image').naturalWidth > 0, null, { timeout: WAIT_MS });
+    const natural = await page.$eval('#lightbox-image', (img) => [img.naturalWidth, img.naturalHeight]);
+    const caption = await page.textContent('#lightbox-caption');
+    await page.screenshot({ path: params.shot });
+    const before = await page.$eval('#lightbox-image', (img) => img.src);
+    // → to the next result, or ← when this one is the last
+    const isLast = await page.$eval('#grid .cell.selected', (cell) => !document.querySelector(`#grid .cell[data-index="${Number(cell.dataset.index) + 1}"]`));
+    await page.keyboard.press(isLast ? 'ArrowLeft' : 'ArrowRight');
+    await page.waitForFunction((src) => document.querySelector('#lightbox-image').src !== src && document.querySelector('#lightbox-image').naturalWidth > 0, before, { timeout: WAIT_MS });
+    const nextName = (await page.textContent('#lightbox-caption')).split(' ')[0];
+    const drawerName = await page.textContent('#drawer-fields dd[data-field="file_name"]');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#lightbox', { state: 'hidden', timeout: WAIT_MS });
+    const afterEsc = { lightbox: await page.$eval('#lightbox', (n) => n.hidden), drawer: await page.$eval('#drawer', (n) => n.hidden) };
+    return { previewNatural, natural, caption, nextName, drawerName, afterEsc };
+  },
+
   /** "View full metadata" shows the raw metadata, every chunk. */
   async fullMetadata({ page, params }) {
     await openDrawer(page, params.id);
@@ -327,6 +390,45 @@ export const SCENARIOS = {
     };
   },
 
+  /** Stale errors clear, single-user says "leave blank", an old server greys Recall/Remix with the reason. */
+  async settingsStates({ page, params }) {
+    await connected(page);
+    await openView(page, 'settings');
+    await page.waitForSelector('#invokeai-url');
+    const seen = { multi: await probeHint(page, params.multiUrl) };
+    seen.multi.account = await page.textContent('#invokeai-account-hint');
+    seen.multi.actions = await page.$$eval('#invokeai-actions-hint li', (lis) => lis.map((li) => li.textContent));
+    await page.fill('#invokeai-username', params.user);
+    await page.$eval('#invokeai-username', (i) => i.dispatchEvent(new Event('change')));
+    await page.fill('#invokeai-password', params.wrongPassword);
+    await page.$eval('#invokeai-password', (i) => i.dispatchEvent(new Event('change')));
+    seen.beforeLogin = await page.textContent('#invokeai-saved');
+    await page.waitForFunction(() => /rejected/.test(document.querySelector('#invokeai-saved').textContent), null, { timeout: WAIT_MS });
+    seen.rejected = await page.textContent('#invokeai-saved');
+    await page.fill('#invokeai-password', params.rightPassword);
+    await page.$eval('#invokeai-password', (i) => i.dispatchEvent(new Event('change')));
+    await page.waitForFunction((board) => [...document.querySelectorAll('#invokeai-board option')].some((o) => o.textContent === board), params.board, { timeout: WAIT_MS });
+    seen.afterRight = { text: await page.textContent('#invokeai-saved'), isError: await page.$eval('#invokeai-saved', (p) => p.classList.contains('error')) };
+    await page.screenshot({ path: `${params.shotPrefix}-old-multiuser.png` });
+    await openView(page, 'grid');
+    await openDrawer(page, params.id);
+    const state = (sel) => page.$eval(sel, (b) => ({ disabled: b.disabled, title: b.title }));
+    seen.drawer = { recall: await state('#action-recall'), remix: await state('#action-remix'), ref: await state('#action-ref') };
+    await page.keyboard.press('Escape');
+    await openView(page, 'settings');
+    seen.single = await probeHint(page, params.singleUrl);
+    seen.single.account = await page.textContent('#invokeai-account-hint');
+    seen.single.actions = await page.$$eval('#invokeai-actions-hint li', (lis) => lis.map((li) => li.textContent));
+    await page.screenshot({ path: `${params.shotPrefix}-single-user.png` });
+    await page.fill('#invokeai-url', '');
+    await page.waitForFunction(() => document.querySelector('#invokeai-url-hint').textContent !== 'Checking…', null, { timeout: WAIT_MS });
+    await openView(page, 'grid');
+    await openDrawer(page, params.id);
+    seen.unconfigured = { ref: await state('#action-ref'), hint: await page.textContent('#action-hint') };
+    await page.screenshot({ path: `${params.shotPrefix}-no-backend-drawer.png` });
+    return seen;
+  },
+
   /** Choosing a board (and the attach option) sticks: a reopened panel shows the same choices. */
   async boardPersists({ page, params, panelUrl }) {
     await connected(page);
@@ -358,9 +460,9 @@ export const SCENARIOS = {
     await page.click('#album-form button[type="submit"]');
     const card = `.album[data-key="${params.key}"]`;
     await page.waitForSelector(card, { timeout: WAIT_MS });
-    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
+    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: INDEX_WAIT_MS });
     await page.click(`${card} button[data-act="update"]`);
-    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.percent === '100' && document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: 60000 });
+    await page.waitForFunction((sel) => document.querySelector(`${sel} .progress-text`).dataset.percent === '100' && document.querySelector(`${sel} .progress-text`).dataset.state === 'done', card, { timeout: INDEX_WAIT_MS });
     await page.waitForSelector(`#album-picker option[value="${params.key}"]`, { state: 'attached', timeout: WAIT_MS });
     const seen = {
       progress: await page.textContent(`${card} .progress-text`),
@@ -400,9 +502,19 @@ export const SCENARIOS = {
     await page.waitForSelector('#map-tooltip:not([hidden])', { timeout: WAIT_MS });
     const hovered = Number(await page.getAttribute('#map-tooltip', 'data-id'));
     await page.waitForFunction(() => document.querySelector('#map-tooltip img').src.startsWith('blob:'), null, { timeout: WAIT_MS });
+    await page.waitForSelector('#map-tooltip b', { timeout: WAIT_MS });
+    const tooltipName = await page.textContent('#map-tooltip b');
     await page.mouse.click(target.x, target.y);
     await page.waitForSelector('#drawer:not([hidden]) #drawer-fields', { timeout: WAIT_MS });
     await page.keyboard.press('Escape');
+    // zooming hides the tooltip; Reset view brings the whole map back (a frame is drawn for it)
+    await page.mouse.move(target.x, target.y);
+    await page.waitForSelector('#map-tooltip:not([hidden])', { timeout: WAIT_MS });
+    await page.mouse.wheel(0, -400);
+    await page.waitForSelector('#map-tooltip', { state: 'hidden', timeout: WAIT_MS });
+    const framesBefore = Number(await page.getAttribute('#map', 'data-frames'));
+    await page.click('#map-reset');
+    await page.waitForFunction((n) => Number(document.querySelector('#map').dataset.frames) > n, framesBefore, { timeout: WAIT_MS });
     // Re-layout on demand, then the map narrowed by the search form's generator filter
     await page.click('#map-relayout');
     await page.waitForFunction(() => document.querySelector('#map-status').textContent.includes('layout updated'), null, { timeout: 60000 });
@@ -412,14 +524,215 @@ export const SCENARIOS = {
     await page.selectOption('#filter-generator', params.generator);
     await openView(page, 'map');
     await page.waitForFunction((n) => document.querySelector('#map-status').textContent.startsWith(`${n} image`), params.generatorCount, { timeout: WAIT_MS });
-    return { status, expected: target.id, hovered, relayout, filtered: await page.textContent('#map-status') };
+    // a text search lights its hits up on the map
+    await openView(page, 'grid');
+    await page.fill('#search-text', 'a picture');
+    await page.press('#search-text', 'Enter');
+    await page.waitForFunction(() => document.querySelector('#grid .cell .score'), null, { timeout: WAIT_MS });
+    const highlighted = Number(await page.getAttribute('#map', 'data-highlighted'));
+    return { status, expected: target.id, hovered, tooltipName, highlighted, relayout, filtered: await page.textContent('#map-status') };
+  },
+
+  /** Filters with the album's own pick-lists, chips with Clear, a visible error, sort and the score cut. */
+  async filtersAndScores({ page, params }) {
+    const countIs = (pred) => page.waitForFunction(pred, null, { timeout: WAIT_MS });
+    const count = () => page.textContent('#result-count');
+    const ids = () => page.$$eval('#grid .cell', (cells) => cells.map((c) => Number(c.dataset.id)).sort((a, b) => a - b));
+    const settle = async (text) => {
+      await page.waitForFunction((want) => document.querySelector('#result-count').textContent.startsWith(want), text, { timeout: WAIT_MS });
+      await page.waitForFunction(() => [...document.querySelectorAll('#grid .cell')].length > 0, null, { timeout: WAIT_MS });
+    };
+    await connected(page);
+    await thumbnailsShown(page, 1);
+    await page.setViewportSize({ width: 320, height: 760 });
+    await page.click('#filters summary');
+    await page.waitForFunction(() => document.querySelectorAll('#model-options option').length > 0, null, { timeout: WAIT_MS });
+    const seen = {
+      models: await page.$$eval('#model-options option', (o) => o.map((x) => x.value)),
+      generators: await page.$$eval('#filter-generator option', (o) => o.map((x) => x.value)),
+      sortNoQuery: await page.$eval('#search-sort', (s) => ({ value: s.value, bestDisabled: s.querySelector('option[value="best"]').disabled })),
+    };
+    await page.fill('#filter-model', params.modelPart);
+    await settle('1 image');
+    seen.model = { count: await count(), ids: await ids() };
+    await page.click('#filters summary'); // folded away: the chips still say what narrows the grid
+    seen.chipsFolded = await page.$$eval('#filter-chips .chip', (chips) => chips.map((c) => c.textContent));
+    seen.summary = await page.textContent('#filters summary');
+    await page.screenshot({ path: `${params.shotPrefix}-chips-320px.png` });
+    await page.click('#filters-clear');
+    await settle(`${params.total} images`);
+    seen.afterClear = { count: await count(), chipsHidden: await page.$eval('#filter-chips', (b) => b.hidden) };
+    await page.click('#filters summary');
+    await page.selectOption('#filter-generator', 'unknown');
+    await page.waitForFunction((n) => document.querySelector('#result-count').textContent !== `${n} images`, params.total, { timeout: WAIT_MS });
+    seen.unknown = await count();
+    await page.selectOption('#filter-generator', '');
+    await settle(`${params.total} images`);
+    await page.fill('#filter-seed', '12ab');
+    await page.waitForSelector('#search-error:not([hidden])', { timeout: WAIT_MS });
+    seen.seedError = { text: await page.textContent('#search-error'), invalid: await page.$eval('#filter-seed', (i) => i.hasAttribute('aria-invalid')) };
+    await page.screenshot({ path: `${params.shotPrefix}-seed-error-320px.png` });
+    await page.fill('#filter-seed', '');
+    await page.waitForSelector('#search-error', { state: 'hidden', timeout: WAIT_MS });
+    await page.fill('#search-keywords', params.keyword);
+    await settle('1 image');
+    seen.keyword = await ids();
+    await page.fill('#search-keywords', '');
+    await settle(`${params.total} images`);
+    await page.fill('#search-text', 'a colourful picture');
+    await page.press('#search-text', 'Enter');
+    await page.waitForFunction(() => document.querySelector('#grid .cell .score'), null, { timeout: WAIT_MS });
+    seen.ranked = {
+      sort: await page.$eval('#search-sort', (s) => s.value),
+      count: await count(),
+      showAll: await page.$eval('#show-all', (b) => !b.hidden),
+      scores: await page.$$eval('#grid .cell .score', (spans) => spans.map((x) => Number(x.textContent))),
+    };
+    await page.screenshot({ path: `${params.shotPrefix}-scores-320px.png` });
+    await page.fill('#search-min-score', '-1');
+    await settle(`${params.total} images`);
+    seen.minScoreAll = await count();
+    return seen;
+  },
+
+  /** A new album indexed with the panel open on it: the grid fills by itself, Cancel keeps what was committed,
+   * Update/Rebuild are off during a run, Rebuild asks first and keeps the old index on screen. */
+  async indexRun({ page, params }) {
+    const card = `.album[data-key="${params.key}"]`;
+    const line = `${card} .progress-text`;
+    const stateIs = (states) => page.waitForFunction(([sel, want]) => want.includes(document.querySelector(sel)?.dataset.state), [line, states], { timeout: INDEX_WAIT_MS });
+    const buttons = () => page.$eval(card, (node) => Object.fromEntries([...node.querySelectorAll('.buttons button')].map((b) => [b.dataset.act, { disabled: b.disabled, hidden: b.hidden }])));
+    const shownCount = () => page.$$eval('#grid .cell', (cells) => cells.length);
+    await connected(page);
+    // every text the grid's status lines show, as they change
+    await page.evaluate(() => {
+      window.seenTexts = new Set();
+      const record = () => ['#album-progress', '#grid-empty-text', '#result-count'].forEach((sel) => {
+        const node = document.querySelector(sel);
+        if (node && !node.closest('[hidden]') && node.textContent) window.seenTexts.add(`${sel} ${node.textContent}`);
+      });
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    await openView(page, 'albums');
+    await page.click('#album-add');
+    await page.fill('#album-form input[name="key"]', params.key);
+    await page.fill('#album-form input[name="display_name"]', params.name);
+    await page.fill('#album-form textarea[name="folders"]', params.folder);
+    await page.click('#album-form button[type="submit"]');
+    await page.waitForSelector(card, { timeout: WAIT_MS });
+    await stateIs(['running', 'queued']);
+    const duringRun = { buttons: await buttons(), text: await page.textContent(line) };
+    await page.waitForSelector(`#album-picker option[value="${params.key}"]`, { state: 'attached', timeout: WAIT_MS });
+    await page.selectOption('#album-picker', params.key);
+    await openView(page, 'grid');
+    // images show up while the run goes on, without pressing Search
+    await page.waitForFunction(() => document.querySelectorAll('#grid .cell').length > 0, null, { timeout: INDEX_WAIT_MS });
+    const midRun = { cells: await shownCount(), progressShown: await page.$eval('#album-progress', (p) => !p.hidden) };
+    await openView(page, 'albums');
+    await page.click(`${card} button[data-act="cancel"]`);
+    await stateIs(['cancelled', 'done']);
+    const cancelled = { text: await page.textContent(line), buttons: await buttons(), count: await page.textContent(`${card} .count`) };
+    const kept = parseInt(cancelled.count, 10);
+    // the grid follows the cancelled run by itself: it shows what was kept
+    await openView(page, 'grid');
+    await page.waitForFunction((n) => document.querySelector('#result-count').textContent === `${n} image${n === 1 ? '' : 's'}`, kept, { timeout: WAIT_MS });
+    await page.screenshot({ path: `${params.shotPrefix}-after-cancel.png` });
+    // Rebuild asks first; answering Cancel changes nothing
+    await openView(page, 'albums');
+    await page.click(`${card} button[data-act="rebuild"]`);
+    const question = await page.textContent(`${card} .buttons .question`);
+    await page.screenshot({ path: `${params.shotPrefix}-rebuild-confirm.png` });
+    await page.click(`${card} button[data-act="cancel-confirm"]`);
+    const afterNo = await page.textContent(line);
+    await page.click(`${card} button[data-act="rebuild"]`);
+    await page.click(`${card} button[data-act="confirm-rebuild"]`);
+    await stateIs(['running', 'queued']);
+    await openView(page, 'grid');
+    const duringRebuild = { count: await page.textContent('#result-count'), cells: await shownCount(), kept };
+    await page.screenshot({ path: `${params.shotPrefix}-rebuilding.png` });
+    // a cancelled rebuild keeps the old index
+    await openView(page, 'albums');
+    await page.click(`${card} button[data-act="cancel"]`);
+    await stateIs(['cancelled', 'done']);
+    await openView(page, 'grid');
+    const afterRebuildCancel = await page.textContent('#result-count');
+    const texts = await page.evaluate(() => [...window.seenTexts]);
+    return { duringRun, midRun, cancelled, question, afterNo, duringRebuild, afterRebuildCancel, texts };
+  },
+
+  /** Deleting the last album leaves every view empty and saying what to do. */
+  async lastAlbumDeleted({ page, params }) {
+    await connected(page);
+    await thumbnailsShown(page, 1);
+    await openView(page, 'albums');
+    for (;;) {
+      const key = await page.$eval('#album-list', (list) => list.querySelector('.album')?.dataset.key || null);
+      if (!key) break;
+      await page.click(`.album[data-key="${key}"] button[data-act="delete"]`);
+      await page.click(`.album[data-key="${key}"] button[data-act="confirm-delete"]`);
+      await page.waitForSelector(`.album[data-key="${key}"]`, { state: 'detached', timeout: WAIT_MS });
+    }
+    const albumsNote = await page.textContent('#album-list');
+    await page.screenshot({ path: `${params.shotPrefix}-albums.png` });
+    await openView(page, 'grid');
+    await page.waitForSelector('#grid-empty:not([hidden])', { timeout: WAIT_MS });
+    const grid = {
+      cells: await page.$$eval('#grid .cell', (cells) => cells.length),
+      text: await page.textContent('#grid-empty-text'),
+      action: await page.textContent('#grid-empty-action'),
+    };
+    await page.screenshot({ path: `${params.shotPrefix}-grid.png` });
+    await openView(page, 'map');
+    const map = {
+      text: await page.textContent('#map-empty-text'),
+      shown: await page.$eval('#map-empty', (node) => !node.hidden),
+      relayoutDisabled: await page.$eval('#map-relayout', (b) => b.disabled),
+    };
+    await page.screenshot({ path: `${params.shotPrefix}-map.png` });
+    await openView(page, 'grid');
+    await page.click('#grid-empty-action');
+    await page.waitForSelector('#album-form', { timeout: WAIT_MS });
+    return { albumsNote, grid, map, formOpened: await page.$eval('#view-albums', (v) => !v.hidden) };
+  },
+
+  /** Every view at each width (320 = Chrome's narrowest panel): nothing sticks out sideways; a screenshot each. */
+  async layout({ page, params }) {
+    await connected(page);
+    await thumbnailsShown(page, 1);
+    const seen = {};
+    for (const width of params.widths) {
+      await page.setViewportSize({ width, height: 760 });
+      const views = {};
+      for (const view of ['grid', 'map', 'albums', 'settings']) {
+        await openView(page, view);
+        if (view === 'grid') await page.evaluate(() => (document.querySelector('#filters').open = true));
+        if (view === 'albums') await page.waitForSelector('.album', { timeout: WAIT_MS });
+        if (view === 'settings') await page.waitForSelector('#invokeai-url', { timeout: WAIT_MS });
+        views[view] = await sidewaysOverflow(page);
+        await page.screenshot({ path: `${params.shotPrefix}-${width}px-${view}.png` });
+      }
+      await openView(page, 'grid');
+      await openDrawer(page, params.id);
+      views.drawer = await sidewaysOverflow(page);
+      await page.screenshot({ path: `${params.shotPrefix}-${width}px-drawer.png` });
+      await page.keyboard.press('Escape');
+      const tabs = await page.$$eval('.topbar .tabs button, #connection-dot', (nodes) => nodes.map((n) => n.getBoundingClientRect().right));
+      seen[width] = { views, tabsRight: Math.max(...tabs), width: await page.evaluate(() => document.documentElement.clientWidth) };
+    }
+    // the light theme when the system prefers it
+    await page.emulateMedia({ colorScheme: 'light' });
+    const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.screenshot({ path: `${params.shotPrefix}-light-theme.png` });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    return { widths: seen, light, dark };
   },
 
   /** The context menu's handler (called directly: headless has no menu to click) sends data: bytes and an http URL. */
-  async contextMenu({ worker, params }) {
+  async contextMenu({ callBackground, params }) {
     const results = [];
     for (const srcUrl of params.srcUrls) {
-      results.push(await worker.evaluate((src) => globalThis.photomap.sendRefImage({ menuItemId: 'photomap-ref-image', srcUrl: src, frameId: 0 }, { id: -1 }), srcUrl));
+      results.push(await callBackground('sendRefImage', { menuItemId: 'photomap-ref-image', srcUrl, frameId: 0 }, { id: -1 }));
     }
     return { results };
   },
