@@ -16,7 +16,9 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -24,13 +26,20 @@ from pydantic import BaseModel
 
 from photomapd import albums as album_rules
 from photomapd import thumbs
-from photomapd.config import ConfigStore
-from photomapd.errors import NotIndexed, PhotoMapError
+from photomapd.config import AlbumConfig, ConfigStore
+from photomapd.errors import InvokeAINotConfigured, NotIndexed, PhotoMapError
 from photomapd.index.progress import IndexProgress
+from photomapd.scale.engine import RayIndexRun, RayOptions
+from photomapd.boards.run import BoardRun, RunnerModel, set_board_rows, set_starred_rows
 from photomapd.index.run import IdAllocator, IndexRun
+from photomapd.boards.watch import BoardWatchers
+from photomapd.boards.source import ServerBoardSource, listing_signature, newest_signature
+from photomapd.invokeai.connection import InvokeAIConnection
 from photomapd.map import layout
+from photomapd.memory import release_memory
 from photomapd.model.runner import ModelRunner
 from photomapd.search.vectors import VectorCache, ensure_ann_index
+from photomapd.spawned import ChildProcess, in_this_process
 from photomapd.store import AlbumTable, Store, TableInfo, album_key_of
 
 log = logging.getLogger(__name__)
@@ -66,11 +75,14 @@ class _IndexWork:
     paths: set[str] | None  # a watcher's change set; None = scan everything
     progress: IndexProgress
     done: asyncio.Future[IndexProgress]
+    ray: RayOptions | None = None  # embed on a Ray cluster (`--engine ray`); None = this machine's pipeline
 
-    def merge(self, mode: Mode, paths: set[str] | None) -> None:
+    def merge(self, mode: Mode, paths: set[str] | None, ray: RayOptions | None = None) -> None:
         if mode == "rebuild":
             self.mode, self.progress.mode = "rebuild", "rebuild"
         self.paths = None if paths is None or self.paths is None else self.paths | paths
+        if ray is not None:  # whoever asked for the cluster gets it: a watcher's join must not undo that
+            self.ray = ray
 
 
 @dataclass
@@ -103,11 +115,17 @@ def drop_album_data(store: Store, album_key: str) -> None:
 
 class AlbumJobs:
     def __init__(
-        self, store: Store, runner: ModelRunner, config_store: ConfigStore, *, refresh_map: bool = True
+        self, store: Store, runner: ModelRunner, config_store: ConfigStore, *, refresh_map: bool = True,
+        invokeai: InvokeAIConnection | None = None,
     ) -> None:
         self.store = store
         self.runner = runner
         self.config_store = config_store
+        self.invokeai = invokeai  # board albums' server (the daemon's one connection); None: no board albums here
+        # Board albums' live pollers: a change on the server queues a sync like a folder watcher's change set.
+        self.board_watchers = BoardWatchers(
+            self._board_probe, self._board_signature, lambda key: self.files_changed(key, None), self.pause
+        )
         self.refresh_map = refresh_map  # the CLI's --no-map turns the post-run map update off
         self.vectors = VectorCache(on_damage=self._vectors_damaged)
         self.reducers = layout.ReducerCache()
@@ -149,16 +167,19 @@ class AlbumJobs:
 
     # --- requests ---------------------------------------------------------------------------------------------------
 
-    def request_index(self, album_key: str, mode: Mode = "update", paths: set[str] | None = None) -> IndexProgress:
+    def request_index(
+        self, album_key: str, mode: Mode = "update", paths: set[str] | None = None, *, ray: RayOptions | None = None
+    ) -> IndexProgress:
         """Queue an Update Index / Rebuild (or a watcher's change set); joins a run already queued. Returns the
-        queued run's progress, whose `run_id` the caller can follow on the progress stream."""
+        queued run's progress, whose `run_id` the caller can follow on the progress stream. `ray`: embed on a Ray
+        cluster (scale/engine.py) instead of this machine's pipeline."""
         album_rules.find_album(self.config_store.current, album_key)
-        return self._queue_index(album_key, mode, paths).progress.model_copy()
+        return self._queue_index(album_key, mode, paths, ray).progress.model_copy()
 
-    async def run_index(self, album_key: str, mode: Mode = "update") -> IndexProgress:
+    async def run_index(self, album_key: str, mode: Mode = "update", *, ray: RayOptions | None = None) -> IndexProgress:
         """Queue a run and wait for it to end (the CLI without a daemon, tests)."""
         album_rules.find_album(self.config_store.current, album_key)
-        return await asyncio.shield(self._queue_index(album_key, mode, None).done)
+        return await asyncio.shield(self._queue_index(album_key, mode, None, ray).done)
 
     async def finished(self, album_key: str, run_id: int) -> IndexProgress:
         """Wait for run `run_id` of the album (queued, running or just ended) to end."""
@@ -173,15 +194,17 @@ class AlbumJobs:
             return
         self._queue_index(album_key, "update", paths)
 
-    def _queue_index(self, album_key: str, mode: Mode, paths: set[str] | None) -> _IndexWork:
+    def _queue_index(
+        self, album_key: str, mode: Mode, paths: set[str] | None, ray: RayOptions | None = None
+    ) -> _IndexWork:
         state = self._album(album_key)
         if state.pending_index is not None:
-            state.pending_index.merge(mode, paths)
+            state.pending_index.merge(mode, paths, ray)
         else:
             run_id, state.next_run_id = state.next_run_id, state.next_run_id + 1
             progress = IndexProgress(album=album_key, run_id=run_id, mode=mode, state="queued", phase="queued")
             future: asyncio.Future[IndexProgress] = asyncio.get_running_loop().create_future()
-            state.pending_index = _IndexWork(mode, paths, progress, future)
+            state.pending_index = _IndexWork(mode, paths, progress, future, ray)
             state.runs[run_id] = future
             for old in sorted(state.runs)[:-KEPT_RUN_RESULTS]:
                 if state.runs[old].done():
@@ -231,7 +254,11 @@ class AlbumJobs:
         """Orphaned tables dropped, invariants repaired; True when rows were changed (then an update follows)."""
         self.store.drop_orphans()
         table = self.store.open(state.key)
-        return table is not None and table.repair().changed
+        if table is None:
+            return False
+        repaired = table.repair().changed
+        table.ensure_fts_index()  # a table made before prompts were indexed gains its keyword index here
+        return repaired
 
     # --- progress fan-out -------------------------------------------------------------------------------------------
 
@@ -325,10 +352,18 @@ class AlbumJobs:
             else:
                 table = live
             known_ids = {path: row.id for path, row in live.stat_index().items()} if is_replacement and live else {}
-            run = IndexRun(
-                album, table, self.runner, self._ids(state), is_replacement=is_replacement, known_ids=known_ids,
-                only_paths=work.paths, progress=progress, on_progress=publish, stop=state.stop,
-            )  # fmt: skip
+            run: IndexRun | BoardRun
+            if album.is_board_album:  # its images come through InvokeAI's API (boards/run.py), never the disk
+                run = self._board_run(album, table, state, known_ids, progress, publish, loop)
+            else:
+                # A rebuild writes new rows into a staging table: the live table's local favourites go with them.
+                starred = {row["id"] for row in live.where("starred", ["id"])} if is_replacement and live else None
+                engine = IndexRun if work.ray is None else partial(RayIndexRun, options=work.ray)
+                run = engine(
+                    album, table, self.runner, self._ids(state), is_replacement=is_replacement, known_ids=known_ids,
+                    known_starred=starred, only_paths=work.paths, progress=progress, on_progress=publish,
+                    stop=state.stop,
+                )  # fmt: skip
             run.run()
             if state.stop.is_set():
                 self._end_stopped(state, is_replacement)
@@ -356,10 +391,60 @@ class AlbumJobs:
             emit(state="failed", message=f"{exc.__class__.__name__}: {exc}", finished_at=time.time())
         return progress
 
+    def _board_run(
+        self, album: AlbumConfig, table: AlbumTable, state: _Album, known_ids: dict[str, int],
+        progress: IndexProgress, publish: Callable[[IndexProgress], None], loop: asyncio.AbstractEventLoop,
+    ) -> BoardRun:  # fmt: skip
+        if self.invokeai is None:
+            raise InvokeAINotConfigured()
+        source = ServerBoardSource(self.invokeai, album.boards, loop)
+        return BoardRun(
+            album, table, source, RunnerModel(self.runner), self._ids(state).take, known_ids=known_ids,
+            progress=progress, on_progress=publish, stop=state.stop,
+        )  # fmt: skip
+
+    # --- stars and boards on rows (the owner writes every table) -----------------------------------------------------
+
+    async def set_starred(self, album_key: str, ids: list[int], starred: bool) -> int:
+        """Record stars on rows (after the server agreed, for a board album). A small column write, run at once on the
+        owner's pool rather than queued behind an hour-long index run; LanceDB commits it between that run's batches,
+        and a board sync that listed before it is corrected by the next one (the server is the truth)."""
+        table = self.store.open(album_key)
+        if table is None:
+            raise NotIndexed()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, set_starred_rows, table, ids, starred)
+
+    async def set_board(self, album_key: str, ids: list[int], board_id: str) -> None:
+        table = self.store.open(album_key)
+        if table is None:
+            raise NotIndexed()
+        await asyncio.get_running_loop().run_in_executor(self._pool, set_board_rows, table, ids, board_id)
+
+    async def _board_probe(self, boards: list[str]) -> object:
+        if self.invokeai is None:
+            raise InvokeAINotConfigured()
+        return await newest_signature(self.invokeai, boards)
+
+    async def _board_signature(self, boards: list[str]) -> object:
+        if self.invokeai is None:
+            raise InvokeAINotConfigured()
+        return await listing_signature(self.invokeai, boards)
+
+    def pause(self, album_key: str, message: str) -> None:
+        """A board album's server went away: say so on its progress (the panel shows the message) until it is back
+        and the poller queues the sync that resumes it."""
+        if self._closing or self.is_running(album_key):
+            return
+        current = self._album(album_key).progress
+        if current.state == "failed" and current.message == message:
+            return
+        self._publish(current.model_copy(update={"state": "failed", "phase": "done", "message": message,
+                                                  "finished_at": time.time()}))  # fmt: skip
+
     def _table_info(self) -> TableInfo:
-        embedder = self.runner.call_sync(lambda e: e)
+        dim = self.runner.call_sync(lambda model: model.dim)
         model, pretrained = self.runner.embedding_names
-        return TableInfo(model=model, pretrained=pretrained, dim=embedder.dim)
+        return TableInfo(model=model, pretrained=pretrained, dim=dim)
 
     def _end_stopped(self, state: _Album, is_replacement: bool) -> None:
         """A daemon shutting down keeps the run marked interrupted (the next start resumes it, staging table and
@@ -376,16 +461,37 @@ class AlbumJobs:
             self.store.mark_interrupted(state.key, None)
         except Exception:
             log.warning("could not clear the interrupted mark of %s", state.key, exc_info=True)
+        albums = self.config_store.current.albums
+        if self._loop is not None and any(album.key == state.key and album.is_board_album for album in albums):
+            # Its poller saw the change that queued this run: without this it would wait for the next change.
+            self._loop.call_soon_threadsafe(self.board_watchers.retry, state.key)
+
+    def rest(self) -> None:
+        """The daemon has been idle (its model process just stopped): drop the albums' vector matrices, which the
+        next search reads again (~0.3 s for 20k rows), and hand the freed memory back, so a resting daemon holds
+        little more than its code. Thread-safe: the caches take their own locks."""
+        self.vectors.clear()
+        release_memory()
+
+    def _map_compute(self) -> AbstractContextManager[layout.Compute]:
+        """A daemon that rests light (its model unloads when idle) also fits maps in a child process, started only
+        if a full layout is needed and gone when it is done, so umap-learn and scikit-learn never stay resident."""
+        if self.runner.idle_unload_s > 0:
+            return ChildProcess()
+        return nullcontext(in_this_process)
 
     def _encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        return self.runner.call_sync(lambda embedder, batch: embedder.encode_texts(batch), list(texts))
+        return self.runner.call_sync(lambda model, batch: model.encode_texts(batch), list(texts))
 
     def _refresh_derived(self, table: AlbumTable, album_key: str, progress: IndexProgress) -> None:
         """The ANN index and the map are derived from committed rows: if refreshing them fails, the index run still
         succeeded, and the next run (or Re-layout) tries again."""
         try:
             ensure_ann_index(table)
-            layout.refresh_map(table, album_key, encode_text=self._encode_text, reducers=self.reducers)
+            with self._map_compute() as compute:
+                layout.refresh_map(
+                    table, album_key, encode_text=self._encode_text, reducers=self.reducers, compute=compute
+                )
         except Exception as exc:
             log.exception("updating the map of %s failed", album_key)
             progress.message = f"Images indexed, but the map could not be updated: {exc.__class__.__name__}: {exc}"
@@ -405,10 +511,11 @@ class AlbumJobs:
             table = self.store.open(state.key)
             if table is None:
                 raise NotIndexed()
-            result = layout.refresh_map(
-                table, state.key, force_refit=True, progress=report, encode_text=self._encode_text,
-                reducers=self.reducers,
-            )  # fmt: skip
+            with self._map_compute() as compute:
+                result = layout.refresh_map(
+                    table, state.key, force_refit=True, progress=report, encode_text=self._encode_text,
+                    reducers=self.reducers, compute=compute,
+                )  # fmt: skip
             job.state, job.layout_version = "done", result.layout_version
         except _Stopped:
             job.state = "cancelled"
@@ -435,6 +542,24 @@ class AlbumJobs:
         if state.drain is not None:
             await asyncio.gather(state.drain, return_exceptions=True)
 
+    async def cancel_index(self, album_key: str) -> IndexProgress:
+        """The panel's Cancel: drop the queued run and stop the running one once its batch in flight is committed
+        (committed batches stay; a cancelled rebuild leaves the old index). Returns the stopped run's final progress,
+        or the latest state when no run was queued or running. A re-layout in progress is left alone."""
+        album_rules.find_album(self.config_store.current, album_key)
+        state = self._album(album_key)
+        pending, state.pending_index = state.pending_index, None
+        if pending is not None and not pending.done.done():
+            pending.progress.state, pending.progress.phase = "cancelled", "done"
+            pending.progress.finished_at = time.time()
+            pending.done.set_result(pending.progress)
+            self._publish(pending.progress.model_copy())  # a CLI following that run id learns it won't run
+        active = state.active_index
+        if active is not None:
+            state.stop.set()  # the run's own Event: the drain makes a fresh one for the next work
+            return (await asyncio.shield(active.done)).model_copy()
+        return pending.progress.model_copy() if pending is not None else self.progress(album_key)
+
     async def delete_album(self, album_key: str) -> None:
         """Remove the album from the config and drop everything derived from it, after its work has stopped."""
         album_rules.find_album(self.config_store.current, album_key)
@@ -448,6 +573,7 @@ class AlbumJobs:
     async def close(self) -> None:
         """Stop every album's work after its batch in flight; interrupted runs resume at the next start."""
         self._closing = True
+        await self.board_watchers.close()
         for album_key in list(self._albums):
             state = self._albums[album_key]
             state.stop.set()
@@ -469,10 +595,11 @@ async def index_once(
     *,
     on_progress: Callable[[IndexProgress], None] | None = None,
     refresh_map: bool = True,
+    ray: RayOptions | None = None,
 ) -> IndexProgress:
     """One run through a fresh owner, for a process with no daemon (the CLI under the instance lock, benchmarks):
     `on_progress` sees every event, in order, on the event loop. Cancelling this stops the run after the batch in
-    flight is committed."""
+    flight is committed. `ray`: embed on a Ray cluster."""
     jobs = AlbumJobs(store, runner, config_store, refresh_map=refresh_map)
     updates = jobs.subscribe(album_key)
     report = on_progress or (lambda progress: None)
@@ -483,7 +610,7 @@ async def index_once(
 
     relaying = asyncio.create_task(relay())
     try:
-        return await jobs.run_index(album_key, mode)
+        return await jobs.run_index(album_key, mode, ray=ray)
     finally:
         relaying.cancel()
         while not updates.empty():  # the last events were published just before the run's result

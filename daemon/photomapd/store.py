@@ -25,18 +25,21 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, TypeVar
 
 import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.index import FTS
 from lancedb.pydantic import LanceModel, Vector
+from lancedb.query import BooleanQuery, FullTextOperator, MatchQuery, Occur, PhraseQuery
 from pydantic import BaseModel, Field, ValidationError
 
 from photomapd import config
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 _META_PREFIX = b"photomap."
@@ -60,6 +63,11 @@ UNIT_NORM_TOLERANCE = 1e-3
 SCALAR_INDEX_MIN_ROWS = 20_000
 SCALAR_INDEXED_COLUMNS = ("id", "path")
 CATALOG_FORMAT = 1
+# The prompt's full-text index (prompt keyword search). Built when a table is made (or, for an older table, by the
+# owner's start-up check and after each run) and never for a search: rows written since it was built are scanned
+# beside it by LanceDB, and compaction (`tidy`) folds them in. English stemming ("fox" finds "foxes"), stop words
+# dropped, positions kept so that a quoted phrase can be matched as one.
+FTS_COLUMN = "positive_prompt"
 
 
 class TableInfo(BaseModel):
@@ -69,6 +77,9 @@ class TableInfo(BaseModel):
     pretrained: str
     dim: int
     schema_version: int = SCHEMA_VERSION
+    # The forward that made the vectors ("fp32", or "int8": model/quantize.py's image tower). Tables written before it
+    # existed are fp32. A str, not a Literal, so a table from a newer release with another path still opens.
+    precision: str = "fp32"
 
     def to_schema_metadata(self) -> dict[bytes, bytes]:
         return {_META_PREFIX + key.encode(): str(value).encode() for key, value in self.model_dump().items()}
@@ -87,8 +98,12 @@ class TableInfo(BaseModel):
         except ValueError:
             return None
 
-    def is_made_by(self, embedding_names: tuple[str, str]) -> bool:
-        """The one "same model?" check: vectors are comparable only between equal (model, pretrained) pairs."""
+    def is_made_by(self, embedding_names: tuple[str, str], precision: str | None = None) -> bool:
+        """The one "same model?" check: vectors are comparable only between equal (model, pretrained) pairs. With
+        `precision`, also made at that precision: an index run must not add int8 rows to an fp32 table (searching
+        either with text is fine: the text tower stays fp32 and int8 image vectors stay within cosine 0.99 of fp32)."""
+        if precision is not None and self.precision != precision:
+            return False
         return (self.model, self.pretrained) == embedding_names
 
 
@@ -117,8 +132,21 @@ def image_row_model(dim: int) -> type[LanceModel]:
         x: float | None = None  # map position, filled by map/layout.py
         y: float | None = None
         cluster: int | None = None
+        # Board albums (DESIGN §11): InvokeAI's own name for the image, its board (None = Uncategorized) and star.
+        # Folder albums use `starred` as a local favourite. Nullable: tables made before them gain them on open.
+        image_name: str | None = None
+        board_id: str | None = None
+        starred: bool | None = None
 
     return ImageRow
+
+
+def missing_nullable_fields(schema: pa.Schema, dim: int) -> list[pa.Field]:
+    """Nullable columns of today's row model that `schema` (an older table's) lacks: the forward-only migration adds
+    them, all null, on open. Non-null columns never appear later than the first version, so none is missing."""
+    wanted = image_row_model(dim).to_arrow_schema()
+    have = set(schema.names)
+    return [field for field in wanted if field.name not in have and field.nullable]
 
 
 def sql_quote(value: str) -> str:
@@ -171,6 +199,23 @@ def check_vectors(vectors: np.ndarray) -> np.ndarray:
     return finite & (np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE)
 
 
+def fragment_rows(rows: Iterable[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows as an Arrow table of `schema`, for an upsert or a fragment a Ray worker writes (scale/engine.py).
+
+    Refuses (InvariantViolation) a non-finite or non-unit vector, or one path twice: what the table holds must
+    always be searchable as it is.
+    """
+    data = pa.Table.from_pylist([{**_ROW_DEFAULTS, **row} for row in rows], schema=schema)
+    if data.num_rows == 0:
+        return data
+    flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+    if not check_vectors(flat.reshape(data.num_rows, -1)).all():
+        raise InvariantViolation("refusing to store a vector that is not finite and unit-length")
+    if pc.count_distinct(data.column("path")).as_py() != data.num_rows:
+        raise InvariantViolation("refusing to store one path twice in a batch")
+    return data
+
+
 class AlbumTable:
     """One album's rows. Writes go through the album's owner (`jobs.AlbumJobs`); reads may come from any thread."""
 
@@ -183,6 +228,8 @@ class AlbumTable:
         self._writes = 0
         self._commits_since_compact: int | None = None  # unknown until the first tidy counts the versions
         self._count: tuple[tuple[int, int], int] | None = None  # (version, rows): the album list asks often
+        self._has_fts: tuple[tuple[int, int], bool] | None = None  # (version, has the prompt index)
+        self._memo: dict[str, tuple[tuple[int, int], Any]] = {}  # name -> (version, value): see `memo`
         # A reader's table changes under it (another process writes), so nothing may be cached on its token.
         self._follows_writer = follows_writer
 
@@ -196,6 +243,16 @@ class AlbumTable:
         self._writes += 1
         if self._commits_since_compact is not None:
             self._commits_since_compact += commits
+
+    def memo(self, name: str, compute: Callable[[], T]) -> T:
+        """`compute()`, cached until the next write (e.g. the album's facets); a reader of another process's table
+        always computes (its table changes under it)."""
+        version, cached = self.version, self._memo.get(name)
+        if cached is not None and cached[0] == version and not self._follows_writer:
+            return cached[1]
+        value = compute()
+        self._memo[name] = (version, value)
+        return value
 
     # --- reads ------------------------------------------------------------------------------------------------------
 
@@ -264,11 +321,35 @@ class AlbumTable:
             builder = builder.where(where, prefilter=True)
         return builder.to_arrow()
 
+    def has_fts_index(self) -> bool:
+        """Is the prompt's full-text index there? Cached per write token (listing indexes reads the manifest)."""
+        version, cached = self.version, self._has_fts
+        if cached is not None and cached[0] == version and not self._follows_writer:
+            return cached[1]
+        has = FTS_COLUMN in self._indexed_columns(index_type="FTS")
+        self._has_fts = (version, has)
+        return has
+
+    def keyword_ids(self, words: list[str], phrases: list[str], where: str | None) -> np.ndarray:
+        """Ids of the rows whose prompt holds every word and every phrase (full-text index), among `where`.
+
+        The caller checks `has_fts_index` first; words are matched after stemming, so "foxes" finds "fox".
+        """
+        parts: list[Any] = [PhraseQuery(phrase, FTS_COLUMN) for phrase in phrases]
+        if words:
+            parts.append(MatchQuery(" ".join(words), FTS_COLUMN, operator=FullTextOperator.AND))
+        query = parts[0] if len(parts) == 1 else BooleanQuery([(Occur.MUST, part) for part in parts])
+        builder = self._table.search(query, query_type="fts").select(["id", "_score"]).limit(max(self.count(), 1))
+        if where is not None:
+            builder = builder.where(where, prefilter=True)
+        return builder.to_arrow().column("id").to_numpy()
+
     def has_vector_index(self) -> bool:
         return any("vector" in index.columns for index in self._table.list_indices())
 
-    def _indexed_columns(self) -> set[str]:
-        return {column for index in self._table.list_indices() for column in index.columns}
+    def _indexed_columns(self, index_type: str | None = None) -> set[str]:
+        indices = self._table.list_indices()
+        return {c for index in indices if index_type in (None, index.index_type) for c in index.columns}
 
     # --- writes (each one atomic) -----------------------------------------------------------------------------------
 
@@ -278,17 +359,28 @@ class AlbumTable:
         Refuses (InvariantViolation) a batch with a non-finite or non-unit vector, or with one path twice: what the
         table holds must always be searchable as it is.
         """
-        data = pa.Table.from_pylist([{**_ROW_DEFAULTS, **row} for row in rows], schema=self.schema)
+        data = fragment_rows(rows, self.schema)
         if data.num_rows == 0:
             return None
-        flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
-        if not check_vectors(flat.reshape(data.num_rows, self.info.dim)).all():
-            raise InvariantViolation("refusing to store a vector that is not finite and unit-length")
-        if pc.count_distinct(data.column("path")).as_py() != data.num_rows:
-            raise InvariantViolation("refusing to store one path twice in a batch")
         result = self._table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
         self._wrote()
         return result
+
+    def fragment_target(self) -> tuple[str, pa.Schema, str]:
+        """Where and how other processes write fragments for `commit_fragments`: the table's URI (local, NFS or
+        object storage), its Arrow schema and its Lance file format version."""
+        dataset = self._table.to_lance()
+        return dataset.uri, self.schema, dataset.data_storage_version
+
+    def commit_fragments(self, fragments: list[Any]) -> None:
+        """Make fragments written elsewhere (Ray workers, from `fragment_rows`) part of the table: one atomic
+        append. Only the album's owner calls this, as for every other write."""
+        import lance  # pylance, from the [scale] group: only the Ray engine writes fragments
+
+        dataset = self._table.to_lance()
+        lance.LanceDataset.commit(dataset.uri, lance.LanceOperation.Append(fragments), read_version=dataset.version)
+        self._table.checkout_latest()  # the writer's handle does not look for commits it did not make itself
+        self._wrote()
 
     def delete_ids(self, ids: Iterable[int]) -> int:
         id_values = sorted({int(i) for i in ids})
@@ -324,9 +416,23 @@ class AlbumTable:
             )
         self._wrote()
 
+    def ensure_fts_index(self) -> None:
+        """The prompt's full-text index, for a table made before tables had one. Housekeeping: a failure is logged
+        (keyword search then matches substrings) and never fails the run that asked for it."""
+        if self.has_fts_index():
+            return
+        try:
+            self._table.create_index(FTS_COLUMN, config=FTS(with_position=True))
+        except Exception:
+            log.warning("building the prompt index of %s failed", self.name, exc_info=True)
+        finally:
+            self._wrote()
+
     def ensure_scalar_indexes(self) -> None:
         """BTREE indexes on `id` (every thumbnail, file and drawer request looks one up) and `path` (the upsert's
-        merge key) once the table is big enough for them to pay; `compact` keeps them current."""
+        merge key) once the table is big enough for them to pay; `compact` keeps them current. The prompt's
+        full-text index at any size: an older table gains it here."""
+        self.ensure_fts_index()
         if self.count() < SCALAR_INDEX_MIN_ROWS:
             return
         existing = self._indexed_columns()
@@ -513,6 +619,10 @@ class Store:
             info = TableInfo.from_schema_metadata(lance_table.schema.metadata)
             if info is None:
                 return None
+            missing = missing_nullable_fields(lance_table.schema, info.dim)
+            if missing and not self.read_only:  # a reader sees them once the writer has added them
+                log.info("adding columns %s to table %s", [field.name for field in missing], name)
+                lance_table.add_columns(missing)  # one commit; the schema metadata (TableInfo) is kept
             table = AlbumTable(lance_table, info, next(self._serials), follows_writer=self.read_only)
             self._tables[name] = table
             return table
@@ -532,6 +642,7 @@ class Store:
         lance_table = self._db.create_table(name, schema=schema, mode="overwrite")
         self._table_names().add(name)
         table = AlbumTable(lance_table, info, next(self._serials))
+        table.ensure_fts_index()  # on the empty table: no build cost now, every row is found from the first batch
         self._tables[name] = table
         return table
 

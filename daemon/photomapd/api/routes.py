@@ -9,9 +9,9 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from photomapd.api import albums, images, invokeai, mapview, search, status
+from photomapd.api import albums, images, invokeai, mapview, search, selection, status
 from photomapd.api.http import API_PREFIX
-from photomapd.api.keys import CONFIG, EMBEDDER, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
+from photomapd.api.keys import CONFIG, EMBEDDER, INVOKEAI, JOBS, OPTIONS, SSE_TASKS, STORE, WATCHERS
 from photomapd.index.watch import AlbumWatchers
 from photomapd.jobs import AlbumJobs
 from photomapd.model.runner import ModelRunner
@@ -34,6 +34,7 @@ ROUTES: list[web.RouteDef] = [
     web.post(_p("/images/{album}/{id}/recall"), invokeai.post_recall),
     web.post(_p("/images/{album}/{id}/remix"), invokeai.post_remix),
     web.post(_p("/images/{album}/{id}/ref"), invokeai.post_image_ref),
+    web.post(_p("/images/{album}/{id}/append"), invokeai.post_image_append),
     web.post(_p("/ref-image"), invokeai.post_ref_image),
     web.get(_p("/albums/{key}/map"), mapview.get_map),
     web.post(_p("/albums/{key}/map/relayout"), mapview.post_relayout),
@@ -43,12 +44,19 @@ ROUTES: list[web.RouteDef] = [
     web.patch(_p("/albums/{key}"), albums.update_album),
     web.delete(_p("/albums/{key}"), albums.delete_album),
     web.post(_p("/albums/{key}/index"), albums.start_index),
+    web.delete(_p("/albums/{key}/index"), albums.cancel_index),
     web.get(_p("/albums/{key}/progress"), albums.progress_stream),
     web.get(_p("/images/{album}/{id}"), images.get_image),
     web.get(_p("/images/{album}/{id}/thumb"), images.get_thumb),
     web.get(_p("/images/{album}/{id}/file"), images.get_file),
     web.post(_p("/albums/{key}/search"), search.post_search),
+    # a selection (grid multi-select, map lasso): batch actions by row id
+    web.post(_p("/albums/{key}/selection"), selection.post_apply),
+    web.post(_p("/albums/{key}/selection/star"), selection.post_star),
+    web.post(_p("/albums/{key}/selection/board"), selection.post_board),
+    web.post(_p("/albums/{key}/selection/zip"), selection.post_zip),
     web.get(_p("/albums/{key}/duplicates"), search.get_duplicates),
+    web.get(_p("/albums/{key}/facets"), search.get_facets),
 ]
 
 
@@ -77,20 +85,29 @@ async def open_read_pool(app: web.Application) -> AsyncIterator[None]:
 async def open_album_jobs(app: web.Application) -> AsyncIterator[None]:
     """The albums' owner and the folder watchers feeding it; runs a killed daemon left are resumed. On shutdown the
     batch in flight is committed before a run stops."""
-    jobs = AlbumJobs(app[STORE], app[EMBEDDER], app[CONFIG])
+    jobs = AlbumJobs(app[STORE], app[EMBEDDER], app[CONFIG], invokeai=app[INVOKEAI])
+    app[EMBEDDER].on_rest.append(jobs.rest)
     watchers = AlbumWatchers(jobs.files_changed)
     app[JOBS], app[WATCHERS], app[SSE_TASKS] = jobs, watchers, weakref.WeakSet()
     jobs.resume_interrupted()
     if app[OPTIONS].watch:
-        watchers.sync(app[CONFIG].current.albums)
+        sync_watchers(app)
     yield
     await watchers.close()
     await jobs.close()
 
 
+def sync_watchers(app: web.Application) -> None:
+    """Folder albums get file watchers, board albums the server poller (each only with watching on)."""
+    albums = app[CONFIG].current.albums
+    app[WATCHERS].sync([album for album in albums if not album.is_board_album])
+    app[JOBS].board_watchers.sync(albums)
+
+
 def cleanup_contexts() -> list[CleanupContext]:
     """Long-lived objects, opened in this order and closed in reverse (aiohttp skips cleanups whose startup failed)."""
-    return [open_read_pool, open_model_runner, open_album_jobs, invokeai.open_invokeai]
+    # InvokeAI before the albums' owner: board albums sync through its connection, so it must outlive their work.
+    return [open_read_pool, open_model_runner, invokeai.open_invokeai, open_album_jobs]
 
 
 def shutdown_hooks() -> list[Callable[[web.Application], Awaitable[None]]]:

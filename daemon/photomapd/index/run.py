@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 from photomapd.config import AlbumConfig
@@ -25,6 +25,9 @@ from photomapd.errors import FolderUnavailable, ImageUnreadable
 from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
 from photomapd.index.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
 from photomapd.store import AlbumTable
+
+if TYPE_CHECKING:
+    from photomapd.metadata.model import ImageMetadata
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +55,8 @@ def _utc_naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def metadata_columns(path: Path) -> dict[str, Any]:
-    """The normalized metadata columns of a row (DESIGN §2); the parser never raises, whatever the file holds."""
-    from photomapd.metadata import read_metadata
-
-    meta = read_metadata(path)
+def columns_from_metadata(meta: ImageMetadata) -> dict[str, Any]:
+    """The normalized metadata columns of a row (DESIGN §2), whether the bytes came from a file or InvokeAI's API."""
     return {
         "generator": meta.generator,
         "app_version": meta.app_version,
@@ -68,6 +68,53 @@ def metadata_columns(path: Path) -> dict[str, Any]:
         "loras": [lora.name for lora in meta.loras],
         "has_recallable": meta.recallable,
         "metadata_json": meta.model_dump_json(),
+    }
+
+
+def metadata_columns(path: Path) -> dict[str, Any]:
+    """A file's metadata columns; the parser never raises, whatever the file holds."""
+    from photomapd.metadata import read_metadata
+
+    return columns_from_metadata(read_metadata(path))
+
+
+def work_list(diff: IndexDiff, ids: IdAllocator, known_ids: Mapping[str, int]) -> list[tuple[FileStat, int]]:
+    """Files to embed with the row id each gets: changed files keep theirs, new ones keep a rebuild's old id or
+    take fresh ones, in the diff's order (so both engines give one album the same ids)."""
+    work: list[tuple[FileStat, int]] = list(diff.changed)
+    fresh = iter(ids.take(sum(1 for found in diff.new if found.path not in known_ids)))
+    for found in diff.new:
+        known = known_ids.get(found.path)
+        work.append((found, known if known is not None else next(fresh)))
+    return work
+
+
+def read_columns(path: str) -> dict[str, Any]:
+    """The metadata columns; a parser bug must not drop the image from the index: keep it, without metadata."""
+    try:
+        return metadata_columns(Path(path))
+    except Exception:
+        log.exception("metadata parser failed on %s", path)
+        return {}
+
+
+def image_row(
+    found: FileStat, row_id: int, width: int, height: int, vector: np.ndarray, columns: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One table row for an embedded file."""
+    return {
+        "id": row_id,
+        "path": found.path,
+        "folder": found.folder,
+        "mtime_ns": found.mtime_ns,
+        "size": found.size,
+        "width": width,
+        "height": height,
+        "vector": vector,
+        "x": None,  # content changed or new: the map places it afresh
+        "y": None,
+        "cluster": None,
+        **columns,
     }
 
 
@@ -97,6 +144,7 @@ class IndexRun:
         *,
         is_replacement: bool = False,
         known_ids: Mapping[str, int] | None = None,
+        known_starred: set[int] | None = None,
         only_paths: set[str] | None = None,
         progress: IndexProgress | None = None,
         on_progress: ProgressFn | None = None,
@@ -109,6 +157,7 @@ class IndexRun:
         # A replacement (staging) table is built from a full scan of every folder while the live one stays as it is.
         self.is_replacement = is_replacement
         self.known_ids = known_ids or {}  # path -> id in the live table: a rebuild keeps each file's id
+        self.known_starred = known_starred  # a rebuild: the live table's starred ids (the staging table has none)
         self.only_paths = None if is_replacement else only_paths  # a watcher's change set: stat just these
         self.on_progress = on_progress or (lambda progress: None)
         self.stop = stop or threading.Event()
@@ -173,24 +222,14 @@ class IndexRun:
 
     def _embed_and_commit(self, diff: IndexDiff) -> None:
         self._emit(phase="loading_model")
-        embedder = self.runner.call_sync(lambda e: e)
-        work: list[tuple[FileStat, int]] = list(diff.changed)
-        fresh = iter(self.ids.take(sum(1 for found in diff.new if found.path not in self.known_ids)))
-        for found in diff.new:
-            known = self.known_ids.get(found.path)
-            work.append((found, known if known is not None else next(fresh)))
+        model = self.runner.call_sync(lambda model: model)  # starts the model process; decoding needs its input size
+        work = work_list(diff, self.ids, self.known_ids)
         self._emit(phase="embedding")
         started = time.monotonic()
         done = 0
 
         def decode(found: FileStat) -> tuple[Any, dict[str, Any]]:
-            decoded = embedder.decode_file(Path(found.path))
-            try:
-                columns = metadata_columns(Path(found.path))
-            except Exception:  # a parser bug must not drop the image from the index: keep it, without metadata
-                log.exception("metadata parser failed on %s", found.path)
-                columns = {}
-            return decoded, columns
+            return model.decode_file(Path(found.path)), read_columns(found.path)
 
         batch: list[tuple[FileStat, int, Any, dict[str, Any]]] = []
         commits = 0
@@ -230,25 +269,22 @@ class IndexRun:
                 future.cancel()
 
     def _commit_batch(self, batch: list[tuple[FileStat, int, Any, dict[str, Any]]]) -> None:
-        vectors: np.ndarray = self.runner.call_sync(lambda e: e.encode_tensors([item[2].tensor for item in batch]))
+        pixels = [decoded.pixels for _, _, decoded, _ in batch]
+        vectors: np.ndarray = self.runner.call_sync(lambda model: model.encode_pixels(pixels))
+        starred = self._starred_among([row_id for _, row_id, _, _ in batch])
         rows = [
-            {
-                "id": row_id,
-                "path": found.path,
-                "folder": found.folder,
-                "mtime_ns": found.mtime_ns,
-                "size": found.size,
-                "width": decoded.width,
-                "height": decoded.height,
-                "vector": vector,
-                "x": None,  # content changed or new: the map places it afresh
-                "y": None,
-                "cluster": None,
-                **columns,
-            }
+            image_row(found, row_id, decoded.width, decoded.height, vector, columns) | {"starred": row_id in starred}
             for (found, row_id, decoded, columns), vector in zip(batch, vectors)
         ]
         self.table.upsert(rows)
+
+    def _starred_among(self, ids: list[int]) -> set[int]:
+        """An edited file is re-embedded as a whole new row, a rebuilt one into a new table: its local favourite
+        must survive both."""
+        if self.known_starred is not None:
+            return self.known_starred.intersection(ids)
+        condition = f"starred AND id IN ({', '.join(str(row_id) for row_id in ids)})"
+        return {row["id"] for row in self.table.where(condition, ["id"])}
 
 
 def skip_reason(exc: Exception) -> str:

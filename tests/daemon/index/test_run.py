@@ -15,7 +15,7 @@ from photomapd import config
 from photomapd.config import AlbumConfig, Config, ConfigStore
 from photomapd.index.progress import IndexProgress
 from photomapd.jobs import AlbumJobs
-from photomapd.model.embed import Embedder
+from photomapd.model.worker import ModelProcess
 from photomapd.store import Store
 
 from tests.daemon.images import make_album, make_bomb_png, make_png, make_truncated_png
@@ -39,13 +39,13 @@ def store() -> Store:
 def decoded_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every file the embedder decodes (wrapping the real decoder, which still runs)."""
     seen: list[str] = []
-    real = Embedder.decode_file
+    real = ModelProcess.decode_file
 
-    def spy(self: Embedder, path: Path) -> Any:
+    def spy(self: ModelProcess, path: Path) -> Any:
         seen.append(str(path))
         return real(self, path)
 
-    monkeypatch.setattr(Embedder, "decode_file", spy)
+    monkeypatch.setattr(ModelProcess, "decode_file", spy)
     return seen
 
 
@@ -232,3 +232,20 @@ def test_a_failing_map_refresh_does_not_fail_the_committed_index(
     assert progress.message is not None and "map could not be updated" in progress.message
     table = store.open("gallery")
     assert table is not None and table.count() == 6
+
+
+def test_an_edited_or_rebuilt_file_keeps_its_local_star(tmp_path: Path, store: Store, model_runner: Any) -> None:
+    folder = tmp_path / "images"
+    paths = [make_png(folder / f"{i}.png", i) for i in range(3)]
+    album = AlbumConfig(key="stars", display_name="Stars", folders=[str(folder)])
+    index(album, store, model_runner)
+    table = store.open("stars")
+    assert table is not None
+    starred_id = next(row["id"] for row in table.where(f"path = '{paths[0]}'", ["id"]))
+    table.update_columns([{"id": starred_id, "starred": True}])
+
+    make_png(paths[0], 99)  # edited: re-embedded as a new row with the same id
+    index(album, store, model_runner)
+    assert {row["id"] for row in store.open("stars").where("starred", ["id"])} == {starred_id}  # type: ignore[union-attr]
+    index(album, store, model_runner, mode="rebuild")  # a new table, swapped in
+    assert {row["id"] for row in store.open("stars").where("starred", ["id"])} == {starred_id}  # type: ignore[union-attr]
