@@ -76,9 +76,24 @@ def browser_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
         sock.bind(("127.0.0.1", 0))
         config.save_config(config.Config(port=sock.getsockname()[1]))
     yield
-    for pid in {lifecycle.lock_holder_pid(), (lifecycle.read_state() or {}).get("pid")}:
+    pids = {lifecycle.lock_holder_pid(), (lifecycle.read_state() or {}).get("pid")} | daemons_with_home(tmp_path)
+    for pid in pids:
         if pid and pid != os.getpid() and lifecycle.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def daemons_with_home(tmp_path: Path) -> set[int]:
+    """Every process started with this test's HOME: a test that damaged the lock or state.json may leave a daemon
+    that neither names, and a detached daemon outlives the test run."""
+    marker = f"HOME={tmp_path / 'home'}".encode()
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found
 
 
 def test_hello_starts_a_detached_daemon_that_answers_with_the_token() -> None:
