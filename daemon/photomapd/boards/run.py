@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
@@ -29,7 +28,7 @@ import numpy as np
 from photomapd.config import AlbumConfig
 from photomapd.errors import PhotoMapError
 from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
-from photomapd.index.run import columns_from_metadata
+from photomapd.index.run import columns_from_metadata, prefetched, rate_and_eta
 from photomapd.store import AlbumTable
 
 log = logging.getLogger(__name__)
@@ -223,20 +222,8 @@ class BoardRun:
 
         batch: list[tuple[Listed, int, Decoded, dict[str, Any], int, int]] = []
         with ThreadPoolExecutor(max_workers=FETCH_WORKERS, thread_name_prefix="photomap-board") as pool:
-            queue: deque[tuple[Listed, int, Future]] = deque()
-            pending = iter(work)
-
-            def top_up() -> None:
-                while len(queue) < BATCH_SIZE * LOOKAHEAD_BATCHES:
-                    item = next(pending, None)
-                    if item is None:
-                        return
-                    queue.append((item[0], item[1], pool.submit(fetch, item[0])))
-
-            top_up()
-            while queue and not self.stop.is_set():
-                image, row_id, future = queue.popleft()
-                top_up()
+            fetching = prefetched(pool, work, lambda item: fetch(item[0]), self.stop, BATCH_SIZE * LOOKAHEAD_BATCHES)
+            for (image, row_id), future in fetching:
                 try:
                     decoded, columns, stamp = future.result()
                     batch.append((image, row_id, decoded, columns, stamp, 0))
@@ -248,16 +235,19 @@ class BoardRun:
                 except Exception as exc:
                     self._skip(image.image_name, f"{exc.__class__.__name__}: {exc}")
                     done += 1
-                if len(batch) == BATCH_SIZE or (not queue and batch):
-                    done += len(batch)
-                    self._commit(batch)
+                if len(batch) == BATCH_SIZE:
+                    done = self._commit_and_report(batch, done, started)
                     batch = []
-                    elapsed = time.monotonic() - started
-                    rate = done / elapsed if elapsed > 0 else None
-                    eta = (self.progress.total - done) / rate if rate else None
-                    self._emit(done=done, rate=rate, eta_s=eta)
-            for _, _, future in queue:
-                future.cancel()
+            if batch and not self.stop.is_set():
+                self._commit_and_report(batch, done, started)
+
+    def _commit_and_report(
+        self, batch: list[tuple[Listed, int, Decoded, dict[str, Any], int, int]], done: int, started: float
+    ) -> int:
+        self._commit(batch)
+        done += len(batch)
+        self._emit(**rate_and_eta(done, self.progress.total, started))
+        return done
 
     def _commit(self, batch: list[tuple[Listed, int, Decoded, dict[str, Any], int, int]]) -> None:
         vectors = self.model.encode([item[2] for item in batch])

@@ -119,7 +119,6 @@ class BoardWatchers:
     def retry(self, album_key: str) -> None:
         """The sync a change queued failed: queue another at the next poll (paced at the ceiling), even if the server
         shows nothing new by then."""
-        following = self._following.get(album_key)
         if album_key in self._following:
             self._dirty.add(album_key)
 

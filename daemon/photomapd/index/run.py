@@ -13,10 +13,11 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from photomapd.config import AlbumConfig
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from photomapd.metadata.model import ImageMetadata
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 BATCH_SIZE = 32  # images per forward pass and per commit: a kill loses at most this much work
 LOOKAHEAD_BATCHES = 2  # decoded batches queued ahead of the model: keeps it busy, caps memory (~2×32×600 KB)
@@ -116,6 +120,40 @@ def image_row(
         "cluster": None,
         **columns,
     }
+
+
+def prefetched(
+    pool: Executor, items: Iterable[T], work: Callable[[T], R], stop: threading.Event, ahead: int
+) -> Iterator[tuple[T, Future[R]]]:
+    """`(item, future of work(item))` in order, with up to `ahead` calls running or queued in `pool` ahead of the
+    consumer: the decoders stay busy while the model works, and memory stays bounded. Stops early once `stop` is
+    set; calls not started by then are cancelled."""
+    queue: deque[tuple[T, Future[R]]] = deque()
+    pending = iter(items)
+
+    def top_up() -> None:
+        while len(queue) < ahead:
+            item = next(pending, None)
+            if item is None:
+                return
+            queue.append((item, pool.submit(work, item)))
+
+    top_up()
+    try:
+        while queue and not stop.is_set():
+            item, future = queue.popleft()
+            top_up()
+            yield item, future
+    finally:
+        for _, future in queue:
+            future.cancel()
+
+
+def rate_and_eta(done: int, total: int, started: float) -> dict[str, float | None]:
+    """The progress fields after `done` of `total` images since `started` (monotonic)."""
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else None
+    return {"done": done, "rate": rate, "eta_s": (total - done) / rate if rate else None}
 
 
 class IdAllocator:
@@ -234,39 +272,29 @@ class IndexRun:
         batch: list[tuple[FileStat, int, Any, dict[str, Any]]] = []
         commits = 0
         with ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="photomap-decode") as pool:
-            queue: deque[tuple[FileStat, int, Future]] = deque()
-            pending = iter(work)
-
-            def top_up() -> None:
-                while len(queue) < BATCH_SIZE * LOOKAHEAD_BATCHES:
-                    item = next(pending, None)
-                    if item is None:
-                        return
-                    queue.append((item[0], item[1], pool.submit(decode, item[0])))
-
-            top_up()
-            while queue and not self.stop.is_set():
-                found, row_id, future = queue.popleft()
-                top_up()
+            decoding = prefetched(pool, work, lambda item: decode(item[0]), self.stop, BATCH_SIZE * LOOKAHEAD_BATCHES)
+            for (found, row_id), future in decoding:
                 try:
                     decoded, columns = future.result()
                     batch.append((found, row_id, decoded, columns))
                 except Exception as exc:  # whatever a hostile or vanished file provokes: skip it, never abort
                     self._skip(found.path, skip_reason(exc))
                     done += 1
-                if len(batch) == BATCH_SIZE or (not queue and batch):
-                    done += len(batch)
-                    self._commit_batch(batch)
-                    batch = []
+                if len(batch) == BATCH_SIZE:
+                    done = self._commit_and_report(batch, done, commits, started)
                     commits += 1
-                    if commits % COMPACT_EVERY_BATCHES == 0:
-                        self.table.compact()
-                    elapsed = time.monotonic() - started
-                    rate = done / elapsed if elapsed > 0 else None
-                    eta = (self.progress.total - done) / rate if rate else None
-                    self._emit(done=done, rate=rate, eta_s=eta)
-            for _, _, future in queue:  # stopping: drop decodes not started yet
-                future.cancel()
+                    batch = []
+            if batch and not self.stop.is_set():
+                self._commit_and_report(batch, done, commits, started)
+
+    def _commit_and_report(self, batch: list[tuple[FileStat, int, Any, dict[str, Any]]], done: int, commits: int,
+                           started: float) -> int:  # fmt: skip
+        self._commit_batch(batch)
+        if (commits + 1) % COMPACT_EVERY_BATCHES == 0:
+            self.table.compact()
+        done += len(batch)
+        self._emit(**rate_and_eta(done, self.progress.total, started))
+        return done
 
     def _commit_batch(self, batch: list[tuple[FileStat, int, Any, dict[str, Any]]]) -> None:
         pixels = [decoded.pixels for _, _, decoded, _ in batch]

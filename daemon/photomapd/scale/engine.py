@@ -22,12 +22,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from photomapd.errors import RayMissing
-from photomapd.index.run import IdAllocator, IndexRun, image_row, read_columns, skip_reason, work_list
+from photomapd.index.run import IndexRun, image_row, read_columns, skip_reason, work_list
 from photomapd.index.scan import FileStat, IndexDiff
 from photomapd.model.preprocess import DecodedImage, InputSpec, decode_file
 
