@@ -98,6 +98,17 @@ class ModelUnavailable(PhotoMapError):
     code = "model_unavailable"
 
 
+class PrecisionMismatch(PhotoMapError):
+    status = 409
+    code = "precision_mismatch"
+
+    def __init__(self, table: str, model: str) -> None:
+        super().__init__(
+            f"This album's vectors were made at {table} and the model now runs at {model} (model_precision): "
+            "rebuild the index to switch, so one album never mixes the two"
+        )
+
+
 class ModelCrashed(ModelUnavailable):
     message = "The model process stopped unexpectedly (out of memory, or killed); try again"
 

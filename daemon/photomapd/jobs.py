@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from photomapd import albums as album_rules
 from photomapd import thumbs
 from photomapd.config import AlbumConfig, ConfigStore
-from photomapd.errors import InvokeAINotConfigured, NotIndexed, PhotoMapError
+from photomapd.errors import InvokeAINotConfigured, NotIndexed, PhotoMapError, PrecisionMismatch
 from photomapd.index.progress import IndexProgress
 from photomapd.scale.engine import RayIndexRun, RayOptions
 from photomapd.boards.run import BoardRun, RunnerModel, set_board_rows, set_starred_rows
@@ -398,8 +398,12 @@ class AlbumJobs:
         if self.invokeai is None:
             raise InvokeAINotConfigured()
         source = ServerBoardSource(self.invokeai, album.boards, loop)
+        model = RunnerModel(self.runner)
+        precision = self.runner.call_sync(lambda process: process.precision)
+        if precision != table.info.precision:  # int8 and fp32 vectors differ a little: never mix them
+            raise PrecisionMismatch(table.info.precision, precision)
         return BoardRun(
-            album, table, source, RunnerModel(self.runner), self._ids(state).take, known_ids=known_ids,
+            album, table, source, model, self._ids(state).take, known_ids=known_ids,
             progress=progress, on_progress=publish, stop=state.stop,
         )  # fmt: skip
 
@@ -442,9 +446,9 @@ class AlbumJobs:
                                                   "finished_at": time.time()}))  # fmt: skip
 
     def _table_info(self) -> TableInfo:
-        dim = self.runner.call_sync(lambda model: model.dim)
+        dim, precision = self.runner.call_sync(lambda model: (model.dim, model.precision))
         model, pretrained = self.runner.embedding_names
-        return TableInfo(model=model, pretrained=pretrained, dim=dim)
+        return TableInfo(model=model, pretrained=pretrained, dim=dim, precision=precision)
 
     def _end_stopped(self, state: _Album, is_replacement: bool) -> None:
         """A daemon shutting down keeps the run marked interrupted (the next start resumes it, staging table and

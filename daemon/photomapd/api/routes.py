@@ -64,7 +64,9 @@ async def open_model_runner(app: web.Application) -> AsyncIterator[None]:
     """The model loads lazily on first use, so the daemon starts in a second and only pays for torch when needed,
     and is dropped again after `model_idle_unload_s` without a call."""
     options, cfg = app[OPTIONS], app[CONFIG].current
-    runner = ModelRunner(options.model or cfg.model, options.pretrained or cfg.pretrained, cfg.model_idle_unload_s)
+    runner = ModelRunner(
+        options.model or cfg.model, options.pretrained or cfg.pretrained, cfg.model_idle_unload_s, cfg.model_precision
+    )
     app[EMBEDDER] = runner
     yield
     runner.close()

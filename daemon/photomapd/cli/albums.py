@@ -28,7 +28,7 @@ def _model_runner(args: argparse.Namespace) -> ModelRunner:
     from photomapd.model.runner import ModelRunner
 
     cfg = config.load_config()
-    return ModelRunner(args.model or cfg.model, args.pretrained or cfg.pretrained)
+    return ModelRunner(args.model or cfg.model, args.pretrained or cfg.pretrained, precision=cfg.model_precision)
 
 
 def _album_path(key: str) -> str:

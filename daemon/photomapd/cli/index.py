@@ -81,7 +81,7 @@ def _index_locally(args: argparse.Namespace) -> int:
     config_store = config.ConfigStore()
     cfg = config_store.current
     album = find_album(cfg, args.key)
-    runner = ModelRunner(args.model or cfg.model, args.pretrained or cfg.pretrained)
+    runner = ModelRunner(args.model or cfg.model, args.pretrained or cfg.pretrained, precision=cfg.model_precision)
     bar = _progress_bar(album.key, args.quiet)
     try:
         result = asyncio.run(_run_locally(args, config_store, runner, bar))

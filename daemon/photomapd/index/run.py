@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from photomapd.config import AlbumConfig
 from photomapd.model.runner import ModelRunner
-from photomapd.errors import FolderUnavailable, ImageUnreadable
+from photomapd.errors import FolderUnavailable, ImageUnreadable, PrecisionMismatch
 from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
+from photomapd.index.sources import decode_for_embedding
 from photomapd.index.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
 from photomapd.store import AlbumTable
 
@@ -261,13 +262,15 @@ class IndexRun:
     def _embed_and_commit(self, diff: IndexDiff) -> None:
         self._emit(phase="loading_model")
         model = self.runner.call_sync(lambda model: model)  # starts the model process; decoding needs its input size
+        if model.precision != self.table.info.precision:  # int8 and fp32 vectors differ a little: never mix them
+            raise PrecisionMismatch(self.table.info.precision, model.precision)
         work = work_list(diff, self.ids, self.known_ids)
         self._emit(phase="embedding")
         started = time.monotonic()
         done = 0
 
         def decode(found: FileStat) -> tuple[Any, dict[str, Any]]:
-            return model.decode_file(Path(found.path)), read_columns(found.path)
+            return decode_for_embedding(Path(found.path), model.spec, found.mtime_ns), read_columns(found.path)
 
         batch: list[tuple[FileStat, int, Any, dict[str, Any]]] = []
         commits = 0

@@ -1,4 +1,4 @@
-"""Turn pixels and text into L2-normalized CLIP vectors (open_clip). The only module that imports torch.
+"""Turn pixels and text into L2-normalized CLIP vectors (open_clip). Only model/ imports torch (this module and quantize.py).
 
 `load_embedder` builds the model (weights download once into the cache dir; `pretrained="none"` = random weights for
 tests and benchmarks). Images come in as uint8 pixels already fitted to the model's input (model/preprocess.py, done
@@ -23,6 +23,7 @@ from photomapd import config
 from photomapd.errors import ModelUnavailable
 from photomapd.model.names import is_random_init
 from photomapd.model.preprocess import DecodedImage, InputSpec, decode_file, to_pixels
+from photomapd.model.quantize import Precision, quantized_image_tower, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Embedder:
         self.model_name = model_name
         self.pretrained = pretrained
         self.device = device
+        self.precision: Precision = "fp32"  # the image tower's; the text tower is always fp32
         from open_clip.model import get_model_preprocess_cfg  # local: keeps the top-level import list to torch
 
         cfg = get_model_preprocess_cfg(model)
@@ -106,8 +108,12 @@ def pick_device() -> str:
     return "cpu"
 
 
-def load_embedder(model_name: str, pretrained: str | None, device: str | None = None) -> Embedder:
-    """Build the model; real weights come from (and are downloaded once into) the cache dir's models/ folder."""
+def load_embedder(
+    model_name: str, pretrained: str | None, device: str | None = None, precision: Precision = "fp32"
+) -> Embedder:
+    """Build the model; real weights come from (and are downloaded once into) the cache dir's models/ folder.
+    `precision="int8"` quantizes the image tower where the CPU supports it (model/quantize.py), else stays fp32:
+    the Embedder's `precision` says which one it runs."""
     import open_clip
 
     configure_threads()
@@ -136,7 +142,13 @@ def load_embedder(model_name: str, pretrained: str | None, device: str | None = 
     model = _fuse_for_inference(model)
     tokenizer = open_clip.get_tokenizer(model_name)
     log.info("loaded CLIP %s (%s) on %s", model_name, "random weights" if random_init else pretrained, device)
-    return Embedder(model, tokenizer, model_name, None if random_init else pretrained, device)
+    embedder = Embedder(model, tokenizer, model_name, None if random_init else pretrained, device)
+    if resolve_precision(precision, device) == "int8":
+        tower = quantized_image_tower(embedder.model, embedder.input_size)
+        if tower is not None:  # None: the probe found the int8 kernels off on this CPU, so fp32 it stays
+            embedder.model.visual = tower
+            embedder.precision = "int8"
+    return embedder
 
 
 def _fuse_for_inference(model: Any) -> Any:

@@ -34,9 +34,12 @@ class ModelRunner:
     process found dead is replaced, and the call that found it is run once more on the new one.
     """
 
-    def __init__(self, model_name: str, pretrained: str | None, idle_unload_s: float = 0.0) -> None:
+    def __init__(
+        self, model_name: str, pretrained: str | None, idle_unload_s: float = 0.0, precision: str = "fp32"
+    ) -> None:
         self.model_name = model_name
         self.pretrained = pretrained
+        self.precision = precision  # asked for (config.json's model_precision); the model process says what it got
         self.idle_unload_s = idle_unload_s  # 0 = keep the model for the runner's life (the CLI, tests, benches)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photomap-model")
         self._process: ModelProcess | None = None
@@ -114,7 +117,7 @@ class ModelRunner:
             return process
         if process is not None:  # died under an earlier call: that call failed; this one gets a fresh process
             process.close()
-        process = ModelProcess(self.model_name, self.pretrained)
+        process = ModelProcess(self.model_name, self.pretrained, self.precision)
         self.loads += 1
         with self._state:
             self._process = process

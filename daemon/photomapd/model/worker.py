@@ -27,6 +27,7 @@ from photomapd.spawned import spawn_pool
 
 if TYPE_CHECKING:
     from photomapd.model.embed import Embedder
+    from photomapd.model.quantize import Precision
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class ModelInfo:
     dim: int
     spec: InputSpec
     device: str
+    precision: str  # what the image tower runs at: "fp32", or "int8" where it was asked for and the CPU has it
     pid: int
 
 
@@ -45,15 +47,16 @@ class ModelProcess:
     """One model process: started and loaded by the constructor (which raises ModelUnavailable when the weights can't
     be had), used from one thread at a time (ModelRunner's model thread), stopped by `close`."""
 
-    def __init__(self, model_name: str, pretrained: str | None) -> None:
+    def __init__(self, model_name: str, pretrained: str | None, precision: str = "fp32") -> None:
         self._pool = spawn_pool()
         self._broken = False
         try:
-            info = self._call(_load, model_name, pretrained)
+            info = self._call(_load, model_name, pretrained, precision)
         except BaseException:
             self.close()
             raise
         self.dim, self.spec, self.device, self.pid = info.dim, info.spec, info.device, info.pid
+        self.precision = info.precision
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -95,18 +98,20 @@ class ModelProcess:
 # --- inside the model process ---------------------------------------------------------------------------------------
 
 _embedder: Embedder | None = None
-def _load(model_name: str, pretrained: str | None) -> ModelInfo:
+def _load(model_name: str, pretrained: str | None, precision: Precision) -> ModelInfo:
     global _embedder
     if not logging.root.handlers:  # a spawned process starts with none; its stderr is the daemon's (daemon.log)
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("photomapd").setLevel(logging.INFO)  # open_clip logs every config step at INFO
     from photomapd.model.embed import load_embedder
 
-    _embedder = load_embedder(model_name, pretrained)
+    _embedder = load_embedder(model_name, pretrained, precision=precision)
     # Building the model leaves a discarded copy of its weights in malloc's free lists (the inference
     # re-parametrization copies the model): trimming keeps a loaded ViT-B-32 at ~1.36 GB, not up to 1.84.
     release_memory()
-    return ModelInfo(dim=_embedder.dim, spec=_embedder.spec, device=_embedder.device, pid=os.getpid())
+    return ModelInfo(
+        dim=_embedder.dim, spec=_embedder.spec, device=_embedder.device, precision=_embedder.precision, pid=os.getpid()
+    )
 
 
 def _loaded() -> Embedder:

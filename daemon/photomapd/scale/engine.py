@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
-from photomapd.errors import RayMissing
+from photomapd.errors import PrecisionMismatch, RayMissing
 from photomapd.index.run import IndexRun, image_row, read_columns, skip_reason, work_list
 from photomapd.index.scan import FileStat, IndexDiff
-from photomapd.model.preprocess import DecodedImage, InputSpec, decode_file
+from photomapd.index.sources import decode_for_embedding
+from photomapd.model.preprocess import DecodedImage, InputSpec
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -128,7 +129,7 @@ def _decode_batch(batch: dict[str, np.ndarray], spec: InputSpec) -> dict[str, np
     for i, path in enumerate(batch["path"].tolist()):
         skips[i], columns[i] = "", b""
         try:
-            decoded = decode_file(Path(path), spec)
+            decoded = decode_for_embedding(Path(path), spec, int(batch["mtime_ns"][i]))
         except Exception as exc:  # whatever a hostile or vanished file provokes: skip it, never fail the job
             skips[i] = skip_reason(exc)
             continue
@@ -223,6 +224,8 @@ class RayIndexRun(IndexRun):
         self.nodes: set[str] = set()  # the nodes whose embed actors made this run's vectors (tests, benchmarks)
 
     def _embed_and_commit(self, diff: IndexDiff) -> None:
+        if self.table.info.precision != "fp32":  # the embed actors run fp32: never mix it into an int8 table
+            raise PrecisionMismatch(self.table.info.precision, "fp32 (on Ray)")
         self._emit(phase="loading_model")
         ray = connect(self.options.address)
         # Decode tasks fit images to the model's input; the owner's own model process says what that is.

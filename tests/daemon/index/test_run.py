@@ -15,7 +15,8 @@ from photomapd import config
 from photomapd.config import AlbumConfig, Config, ConfigStore
 from photomapd.index.progress import IndexProgress
 from photomapd.jobs import AlbumJobs
-from photomapd.model.worker import ModelProcess
+from photomapd.index import sources
+from photomapd.model.runner import ModelRunner
 from photomapd.store import Store
 
 from tests.daemon.images import make_album, make_bomb_png, make_png, make_truncated_png
@@ -39,13 +40,13 @@ def store() -> Store:
 def decoded_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every file the embedder decodes (wrapping the real decoder, which still runs)."""
     seen: list[str] = []
-    real = ModelProcess.decode_file
+    real = sources.decode_file
 
-    def spy(self: ModelProcess, path: Path) -> Any:
+    def spy(path: Path, spec: Any) -> Any:
         seen.append(str(path))
-        return real(self, path)
+        return real(path, spec)
 
-    monkeypatch.setattr(ModelProcess, "decode_file", spy)
+    monkeypatch.setattr(sources, "decode_file", spy)
     return seen
 
 
@@ -249,3 +250,46 @@ def test_an_edited_or_rebuilt_file_keeps_its_local_star(tmp_path: Path, store: S
     assert {row["id"] for row in store.open("stars").where("starred", ["id"])} == {starred_id}  # type: ignore[union-attr]
     index(album, store, model_runner, mode="rebuild")  # a new table, swapped in
     assert {row["id"] for row in store.open("stars").where("starred", ["id"])} == {starred_id}  # type: ignore[union-attr]
+
+
+def test_an_int8_model_never_adds_rows_to_an_fp32_album(tmp_path: Path, store: Store, model_runner: Any) -> None:
+    folder = tmp_path / "images"
+    make_album(folder, 3)
+    album = AlbumConfig(key="mixed", display_name="Mixed", folders=[str(folder)])
+    index(album, store, model_runner)
+    table = store.open("mixed")
+    assert table is not None and table.info.precision == "fp32"
+
+    int8 = ModelRunner("ViT-B-32", "none", precision="int8")
+    try:
+        if int8.call_sync(lambda model: model.precision) != "int8":
+            pytest.skip("this CPU runs int8 as fp32 (no AVX2 int8 kernels)")
+        make_png(folder / "new.png", 404)
+        final, _ = index(album, store, int8)
+        assert final.state == "failed" and "rebuild the index to switch" in (final.message or "")
+        assert store.open("mixed").count() == 3  # type: ignore[union-attr]  # nothing int8 went in
+        rebuilt, _ = index(album, store, int8, mode="rebuild")
+        assert rebuilt.state == "done"
+        table = store.open("mixed")
+        assert table is not None and table.info.precision == "int8" and table.count() == 4
+    finally:
+        int8.close()
+
+
+def test_an_invokeai_thumbnail_is_decoded_instead_of_its_image(
+    tmp_path: Path, store: Store, model_runner: Any, decoded_paths: list[str]
+) -> None:
+    """InvokeAI's outputs/images/thumbnails/<name>.webp, as fresh as its image and covering the model's input: the
+    vector comes from it (a millisecond's decode), the row keeps the image's own size."""
+    images = tmp_path / "outputs" / "images"
+    image = make_png(images / "gen.png", 5, size=(512, 512))
+    thumbnail = images / "thumbnails" / "gen.webp"
+    thumbnail.parent.mkdir(parents=True)
+    from PIL import Image
+
+    Image.open(image).resize((256, 256)).save(thumbnail, "WEBP")
+    album = AlbumConfig(key="invoke", display_name="Invoke", folders=[str(images)])
+    run(album, store, model_runner)
+    assert decoded_paths == [str(thumbnail)]
+    row = store.open("invoke").where(None, ["path", "width", "height"])[0]  # type: ignore[union-attr]
+    assert (row["path"], row["width"], row["height"]) == (str(image), 512, 512)
