@@ -258,6 +258,7 @@ class AlbumJobs:
             return False
         repaired = table.repair().changed
         table.ensure_fts_index()  # a table made before prompts were indexed gains its keyword index here
+        release_memory()  # the check read every vector once (~100 MB of Arrow buffers at 20k rows): give it back
         return repaired
 
     # --- progress fan-out -------------------------------------------------------------------------------------------

@@ -39,6 +39,11 @@ from pydantic import BaseModel, Field, ValidationError
 from photomapd import config
 
 log = logging.getLogger(__name__)
+
+# Arrow buffers from the system allocator, not mimalloc: mimalloc keeps freed pages in per-thread heaps that only their
+# own thread can release, and reads run on 8 pool threads, so a resting daemon held ~80 MB it no longer used. glibc's
+# malloc_trim (memory.release_memory) returns every arena's free pages at once.
+pa.set_memory_pool(pa.system_memory_pool())
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
