@@ -635,9 +635,18 @@ class Store:
     def open(self, album_key: str) -> AlbumTable | None:
         """The album's live table, or None when it was never indexed. Cached: the second call costs a dict lookup."""
         with self._lock:
-            if self.read_only:
-                self._catalog = self._read_catalog()  # the writer may have swapped a rebuild in since
-            return self._open_name(self._entry(album_key).table)
+            if not self.read_only:
+                return self._open_name(self._entry(album_key).table)
+            self._catalog = self._read_catalog()  # the writer may have swapped a rebuild in since
+            try:
+                return self._open_name(self._entry(album_key).table)
+            except RuntimeError as exc:
+                # The writer swapped a rebuild in and dropped the old table between our catalog read and the open:
+                # the catalog now names the new one.
+                if "Not found" not in str(exc):
+                    raise
+                self._catalog = self._read_catalog()
+                return self._open_name(self._entry(album_key).table)
 
     def has_table(self, album_key: str) -> bool:
         return self.open(album_key) is not None

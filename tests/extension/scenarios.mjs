@@ -408,6 +408,11 @@ export const SCENARIOS = {
     await page.fill('#invokeai-password', params.rightPassword);
     await page.$eval('#invokeai-password', (i) => i.dispatchEvent(new Event('change')));
     await page.waitForFunction((board) => [...document.querySelectorAll('#invokeai-board option')].some((o) => o.textContent === board), params.board, { timeout: WAIT_MS });
+    // The board list and the save's answer arrive separately: wait (bounded) for the stale error to go, then record.
+    await page.waitForFunction(() => {
+      const saved = document.querySelector('#invokeai-saved');
+      return !saved.classList.contains('error') && !/rejected/.test(saved.textContent);
+    }, null, { timeout: WAIT_MS }).catch(() => {});
     seen.afterRight = { text: await page.textContent('#invokeai-saved'), isError: await page.$eval('#invokeai-saved', (p) => p.classList.contains('error')) };
     await page.screenshot({ path: `${params.shotPrefix}-old-multiuser.png` });
     await openView(page, 'grid');
