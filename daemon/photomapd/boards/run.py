@@ -27,7 +27,7 @@ import numpy as np
 
 from photomapd.config import AlbumConfig
 from photomapd.errors import PhotoMapError
-from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
+from photomapd.index.progress import IndexProgress, ProgressFn, ReportsProgress
 from photomapd.index.run import columns_from_metadata, prefetched, rate_and_eta
 from photomapd.store import AlbumTable
 
@@ -41,7 +41,6 @@ BATCH_SIZE = 32  # images per forward pass and per commit, as for folders: a kil
 # hide the round trip. More would only queue at a server that is also generating.
 FETCH_WORKERS = 8
 LOOKAHEAD_BATCHES = 2
-MAX_LISTED_SKIPS = 500
 _INT64_MAX = 2**63 - 1
 
 
@@ -141,7 +140,7 @@ def diff_board(listed: Mapping[str, Listed], indexed: Mapping[str, BoardRow]) ->
 # --- the run ----------------------------------------------------------------------------------------------------------
 
 
-class BoardRun:
+class BoardRun(ReportsProgress):
     """One update or rebuild of one board album, into the table its owner chose (like `IndexRun` for folders)."""
 
     def __init__(
@@ -167,15 +166,8 @@ class BoardRun:
         self.on_progress = on_progress or (lambda progress: None)
         self.stop = stop or threading.Event()
 
-    def _emit(self, **changes: Any) -> None:
-        for name, value in changes.items():
-            setattr(self.progress, name, value)
-        self.on_progress(self.progress.model_copy(deep=True))
-
     def _skip(self, image_name: str, reason: str) -> None:
-        self.progress.skipped_count += 1
-        if len(self.progress.skipped) < MAX_LISTED_SKIPS:
-            self.progress.skipped.append(SkippedFile(path=row_path(image_name), reason=reason))
+        self._list_skip(row_path(image_name), reason)
         log.info("skipped InvokeAI image %s: %s", image_name, reason)
 
     def run(self) -> IndexProgress:

@@ -13,6 +13,7 @@ Phase = Literal[
     "idle", "queued", "scanning", "removing", "loading_model", "embedding", "optimizing", "swapping", "mapping", "done"
 ]
 State = Literal["idle", "queued", "running", "done", "failed", "cancelled"]
+MAX_LISTED_SKIPS = 500  # the progress event lists this many skipped files; the count covers all
 
 
 class SkippedFile(BaseModel):
@@ -57,3 +58,20 @@ def describe(progress: IndexProgress) -> str:
     if progress.skipped_count:
         parts.append(f"{progress.skipped_count} skipped")
     return ", ".join(parts)
+
+
+class ReportsProgress:
+    """The reporting half of a run, folders' or a board's: its `progress`, published as a copy after each change."""
+
+    progress: IndexProgress
+    on_progress: ProgressFn
+
+    def _emit(self, **changes: object) -> None:
+        for name, value in changes.items():
+            setattr(self.progress, name, value)
+        self.on_progress(self.progress.model_copy(deep=True))
+
+    def _list_skip(self, shown_path: str, reason: str) -> None:
+        self.progress.skipped_count += 1
+        if len(self.progress.skipped) < MAX_LISTED_SKIPS:
+            self.progress.skipped.append(SkippedFile(path=shown_path, reason=reason))

@@ -23,7 +23,7 @@ import numpy as np
 from photomapd.config import AlbumConfig
 from photomapd.model.runner import ModelRunner
 from photomapd.errors import FolderUnavailable, ImageUnreadable, PrecisionMismatch
-from photomapd.index.progress import IndexProgress, ProgressFn, SkippedFile
+from photomapd.index.progress import IndexProgress, ProgressFn, ReportsProgress
 from photomapd.index.sources import decode_for_embedding
 from photomapd.index.scan import FileStat, IndexDiff, album_folder_of, diff_index, scan_folders, stat_paths
 from photomapd.store import AlbumTable
@@ -45,7 +45,6 @@ DECODE_WORKERS = min(8, max(2, os.cpu_count() or 2))
 # Each batch adds a small fragment and a scan reads every fragment, so a long first index compacts as it goes (every
 # ~1,600 rows); after the run the owner's `tidy` prunes old versions and compacts what is left once it is worth it.
 COMPACT_EVERY_BATCHES = 50
-MAX_LISTED_SKIPS = 500  # the progress event lists this many skipped files; the count covers all
 _INT64_MAX = 2**63 - 1
 
 
@@ -171,7 +170,7 @@ class IdAllocator:
         return list(range(start, start + count))
 
 
-class IndexRun:
+class IndexRun(ReportsProgress):
     """One update, rebuild or resume of one album, into the table its owner chose."""
 
     def __init__(
@@ -204,15 +203,8 @@ class IndexRun:
 
     # --- progress ---------------------------------------------------------------------------------------------------
 
-    def _emit(self, **changes: Any) -> None:
-        for name, value in changes.items():
-            setattr(self.progress, name, value)
-        self.on_progress(self.progress.model_copy(deep=True))
-
     def _skip(self, path: str, reason: str) -> None:
-        self.progress.skipped_count += 1
-        if len(self.progress.skipped) < MAX_LISTED_SKIPS:
-            self.progress.skipped.append(SkippedFile(path=printable_path(path), reason=reason))
+        self._list_skip(printable_path(path), reason)
         log.info("skipped %r: %s", path, reason)
 
     # --- the run ----------------------------------------------------------------------------------------------------
