@@ -71,7 +71,7 @@ export class InvokeAISettings {
     const probe = current.url ? await this.getDaemon().get('/invokeai/probe') : { ok: false, message: '' };
     if (sequence !== this.sequence) return; // the user started typing meanwhile
     this.showProbe(probe);
-    if (probe.ok) await this.loadBoards();
+    if (probe.ok) await this.loadBoards(sequence);
   }
 
   /** PUT the URL as typed plus `changes`; render the probe that comes back. */
@@ -90,7 +90,7 @@ export class InvokeAISettings {
     this.showPasswordState(reply.password_set);
     this.boardId = reply.board_id ?? null;
     this.showProbe(reply.probe);
-    if (reply.probe.ok) await this.loadBoards();
+    if (reply.probe.ok) await this.loadBoards(sequence);
     return reply;
   }
 
@@ -145,15 +145,20 @@ export class InvokeAISettings {
     this.saved.classList.remove('ok', 'error');
   }
 
-  async loadBoards() {
+  /** @param {number} sequence  the save or load this list belongs to: only the newest one's answer may show */
+  async loadBoards(sequence) {
     let boards;
+    let failure = null;
     try {
       boards = await this.getDaemon().get('/invokeai/boards');
-      if (this.saved.classList.contains('error')) this.clearSaved(); // e.g. "rejected" from a wrong password before
     } catch (err) {
       boards = [{ board_id: null, board_name: 'Uncategorized' }];
-      showResult(this.saved, false, err.message);
+      failure = err.message;
     }
+    // A list asked for with the previous (wrong) password can fail after the right password's list came back.
+    if (sequence !== this.sequence) return;
+    if (failure) showResult(this.saved, false, failure);
+    else if (this.saved.classList.contains('error')) this.clearSaved(); // e.g. "rejected" from a wrong password before
     if (!boards.some((b) => b.board_id === null)) boards.unshift({ board_id: null, board_name: 'Uncategorized' });
     this.board.replaceChildren(
       ...boards.map((b) => el('option', { value: b.board_id ?? UNCATEGORIZED, text: b.board_name })),
