@@ -34,7 +34,8 @@ from photomapd.boards.run import BoardRun, RunnerModel, set_board_rows, set_star
 from photomapd.index.run import IdAllocator, IndexRun
 from photomapd.boards.watch import BoardWatchers
 from photomapd.boards.source import ServerBoardSource, listing_signature, newest_signature
-from photomapd.invokeai.connection import InvokeAIConnection
+from photomapd.invokeai import credentials
+from photomapd.invokeai.connection import InvokeAIConnection, target_from
 from photomapd.map import layout
 from photomapd.memory import release_memory
 from photomapd.model.runner import ModelRunner
@@ -605,7 +606,11 @@ async def index_once(
     """One run through a fresh owner, for a process with no daemon (the CLI under the instance lock, benchmarks):
     `on_progress` sees every event, in order, on the event loop. Cancelling this stops the run after the batch in
     flight is committed. `ray`: embed on a Ray cluster."""
-    jobs = AlbumJobs(store, runner, config_store, refresh_map=refresh_map)
+    # A board album reads the InvokeAI set in Settings, logged in as the daemon would be.
+    invokeai = InvokeAIConnection()
+    password = await asyncio.get_running_loop().run_in_executor(None, credentials.load_password)
+    await invokeai.configure(target_from(config_store.current, password))
+    jobs = AlbumJobs(store, runner, config_store, refresh_map=refresh_map, invokeai=invokeai)
     updates = jobs.subscribe(album_key)
     report = on_progress or (lambda progress: None)
 
@@ -621,3 +626,4 @@ async def index_once(
         while not updates.empty():  # the last events were published just before the run's result
             report(updates.get_nowait())
         await jobs.close()
+        await invokeai.aclose()

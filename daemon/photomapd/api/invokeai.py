@@ -47,7 +47,7 @@ from photomapd.invokeai.actions import (
     use_as_reference,
 )
 from photomapd.invokeai.client import APPEND_SINCE, RECALL_SINCE, ProbeResult, probe, version_tuple
-from photomapd.invokeai.connection import InvokeAIConnection, Target
+from photomapd.invokeai.connection import InvokeAIConnection, target_from
 from photomapd.invokeai.fetch import REF_MAX_BYTES, fetch_image
 from photomapd.invokeai.refimage import Upload, prepare_upload
 from photomapd.metadata import read_metadata
@@ -97,10 +97,6 @@ class RefImageUrl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str
-
-
-def target_from(cfg: Config, password: SecretStr | None) -> Target:
-    return Target(url=cfg.invokeai.url, username=cfg.invokeai.username, password=password)
 
 
 async def open_invokeai(app: web.Application) -> AsyncIterator[None]:

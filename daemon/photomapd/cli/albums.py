@@ -39,7 +39,13 @@ def cmd_album_add(args: argparse.Namespace) -> int:
     from photomapd.albums import AlbumCreate, add_album
 
     request = AlbumCreate(
-        key=args.key, display_name=args.name or args.key, folders=args.folders, watch=not args.no_watch, poll=args.poll
+        key=args.key,
+        display_name=args.name or args.key,
+        source="invokeai" if args.boards else "folders",
+        folders=args.folders,
+        boards=args.boards or [],
+        watch=not args.no_watch,
+        poll=args.poll,
     )
     with single_writer(args) as daemon:
         if daemon is not None:
@@ -48,18 +54,25 @@ def cmd_album_add(args: argparse.Namespace) -> int:
         else:
             album = add_album(config.ConfigStore(), request).model_dump(mode="json")
             next_step = f"Index it with: photomapd index {album['key']}"
-    print(f"Added album '{album['key']}' ({album['display_name']}): {', '.join(album['folders'])}")
+    print(f"Added album '{album['key']}' ({album['display_name']}): {_source_text(album)}")
     print(next_step)
     return 0
+
+
+def _source_text(album: dict[str, Any]) -> str:
+    """Where an album's images come from, as `album add` and `album list` print it."""
+    if album.get("source") == "invokeai":
+        return "InvokeAI boards " + ", ".join(album.get("boards") or [])
+    return ", ".join(album["folders"])
 
 
 def cmd_album_edit(args: argparse.Namespace) -> int:
     from photomapd.albums import AlbumUpdate, update_album
 
-    request = AlbumUpdate(display_name=args.name, folders=args.folders, watch=args.watch, poll=args.poll)
+    request = AlbumUpdate(display_name=args.name, folders=args.folders, boards=args.boards, watch=args.watch, poll=args.poll)
     changes = request.model_dump(mode="json", exclude_none=True)
     if not changes:
-        raise BadRequest("Nothing to change: give --name, --folders, --watch/--no-watch or --poll/--no-poll")
+        raise BadRequest("Nothing to change: give --name, --folders, --boards, --watch/--no-watch or --poll/--no-poll")
     with single_writer(args) as daemon:
         if daemon is not None:
             album: dict[str, Any] = daemon.patch(_album_path(args.key), changes)
@@ -67,8 +80,8 @@ def cmd_album_edit(args: argparse.Namespace) -> int:
         else:
             album = update_album(config.ConfigStore(), args.key, request).model_dump(mode="json")
             reindex = f"Update its index with: photomapd index {album['key']}"
-    print(f"Updated album '{album['key']}' ({album['display_name']}): {', '.join(album['folders'])}")
-    if "folders" in changes:
+    print(f"Updated album '{album['key']}' ({album['display_name']}): {_source_text(album)}")
+    if "folders" in changes or "boards" in changes:
         print(reindex)
     return 0
 
@@ -86,7 +99,7 @@ def cmd_album_list(args: argparse.Namespace) -> int:
     for album in albums:
         table = store.open(album.key)
         count = f"{table.count()} images indexed" if table is not None else "not indexed"
-        print(f"{album.key}\t{album.display_name}\t{count}\t{', '.join(album.folders)}")
+        print(f"{album.key}\t{album.display_name}\t{count}\t{_source_text(album.model_dump(mode='json'))}")
     return 0
 
 
@@ -154,12 +167,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+BOARDS_HELP = (
+    "make a board album instead: InvokeAI board ids (photomapd invokeai boards lists them), 'none' for "
+    "Uncategorized, or 'all'; images come over InvokeAI's API, nothing is mounted"
+)
+
+
 def register_albums(sub: argparse._SubParsersAction) -> None:
-    album = sub.add_parser("album", help="add, edit, list or remove albums (folders of images)")
+    album = sub.add_parser("album", help="add, edit, list or remove albums (folders of images, or InvokeAI boards)")
     album_sub = album.add_subparsers(dest="album_command", metavar="ACTION", required=True)
-    add = album_sub.add_parser("add", help="add an album: a key and one or more image folders")
+    add = album_sub.add_parser(
+        "add", help="add an album: a key and one or more image folders, or --boards of the InvokeAI set in Settings"
+    )
     add.add_argument("key", help="short id: lowercase letters, digits, '-' or '_' (e.g. invokeai)")
-    add.add_argument("folders", nargs="+", help="absolute image folder path(s), e.g. ~/invokeai/outputs/images")
+    add.add_argument("folders", nargs="*", help="absolute image folder path(s), e.g. ~/invokeai/outputs/images")
+    add.add_argument("--boards", nargs="+", metavar="BOARD", help=BOARDS_HELP)
     add.add_argument("--name", help="display name (default: the key)")
     add.add_argument("--no-watch", action="store_true", help="don't watch the folders for new files")
     add.add_argument("--poll", action="store_true", help="watch by polling (network mounts: SMB/NFS/SSHFS)")
@@ -169,6 +191,7 @@ def register_albums(sub: argparse._SubParsersAction) -> None:
     edit.add_argument("key")
     edit.add_argument("--name", help="new display name")
     edit.add_argument("--folders", nargs="+", metavar="FOLDER", help="the album's folders from now on (all of them)")
+    edit.add_argument("--boards", nargs="+", metavar="BOARD", help="a board album's boards from now on (all of them)")
     edit.add_argument("--watch", action=argparse.BooleanOptionalAction, help="watch the folders for changes")
     edit.add_argument("--poll", action=argparse.BooleanOptionalAction, help="watch by polling (network mounts)")
     add_wait_flag(edit)

@@ -8,6 +8,7 @@ from typing import AsyncIterator, Callable
 
 from pydantic import SecretStr
 
+from photomapd.config import Config
 from photomapd.errors import InvokeAINotConfigured
 from photomapd.invokeai.client import InvokeAIClient
 
@@ -19,6 +20,11 @@ class Target:
     url: str
     username: str = ""
     password: SecretStr | None = None  # SecretStr compares by value and prints masked
+
+
+def target_from(cfg: Config, password: SecretStr | None) -> Target:
+    """The server and login Settings name (the password is kept apart from config.json, see credentials)."""
+    return Target(url=cfg.invokeai.url, username=cfg.invokeai.username, password=password)
 
 
 def _default_client(target: Target) -> InvokeAIClient:

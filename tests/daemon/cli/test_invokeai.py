@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import stat
 import sys
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -15,6 +16,7 @@ from photomapd.cli import main
 from photomapd.native import lifecycle
 
 from tests.daemon.fake_invokeai import DEFAULT_USERS, FakeInvokeAI
+from tests.daemon.images import make_png
 
 USER, PASSWORD = next(iter(DEFAULT_USERS.items()))  # the fake_url fixture's user, who owns its board "Sketches"
 
@@ -99,3 +101,28 @@ def test_set_goes_through_the_running_daemon(
     shown = photomapd("invokeai", "show")
     assert shown.returncode == 0 and "board:    Sketches\n" in shown.stdout
     assert PASSWORD not in saved.stdout + saved.stderr + chosen.stdout + shown.stdout + shown.stderr
+
+
+def test_a_board_album_is_added_indexed_and_listed_from_the_terminal(
+    fake_url: tuple[FakeInvokeAI, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake, url = fake_url
+    board = next(board_id for board_id, board in fake.boards.items() if board["board_name"] == "Sketches")
+    for seed in range(2):
+        fake.add_image(f"sketch-{seed}.png", owner=USER, board_id=board, data=make_png(tmp_path / f"{seed}.png", seed).read_bytes())
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["invokeai", "set", "--url", url, "--username", USER, "--password-stdin"]) == 0
+    capsys.readouterr()
+
+    assert main(["album", "add", "sk", "/tmp", "--boards", board]) == 1
+    assert capsys.readouterr().err == (
+        "photomapd: A board album takes its images from InvokeAI, not from folders: leave folders empty\n"
+    )
+    assert main(["album", "add", "sk", "--boards", board, "--name", "Sketches"]) == 0
+    assert f"Added album 'sk' (Sketches): InvokeAI boards {board}" in capsys.readouterr().out
+    assert main(["index", "sk", "--pretrained", "none", "--quiet", "--no-map"]) == 0
+    assert "sk: 2 new" in capsys.readouterr().out
+    assert main(["album", "list"]) == 0
+    assert f"sk\tSketches\t2 images indexed\tInvokeAI boards {board}" in capsys.readouterr().out
+    assert main(["album", "edit", "sk", "--boards", "all"]) == 0
+    assert "InvokeAI boards all" in capsys.readouterr().out
