@@ -40,7 +40,7 @@ from photomapd.map import layout
 from photomapd.memory import release_memory
 from photomapd.model.runner import ModelRunner
 from photomapd.search.vectors import VectorCache, ensure_ann_index
-from photomapd.spawned import ChildProcess, in_this_process
+from photomapd.spawned import ChildProcess, in_this_process, stop_idle_tracker
 from photomapd.store import AlbumTable, Store, TableInfo, album_key_of
 
 log = logging.getLogger(__name__)
@@ -478,6 +478,7 @@ class AlbumJobs:
         little more than its code. Thread-safe: the caches take their own locks."""
         self.vectors.clear()
         release_memory()
+        stop_idle_tracker()
 
     def _map_compute(self) -> AbstractContextManager[layout.Compute]:
         """A daemon that rests light (its model unloads when idle) also fits maps in a child process, started only

@@ -31,6 +31,19 @@ def spawn_pool() -> ProcessPoolExecutor:
     )
 
 
+def stop_idle_tracker() -> None:
+    """multiprocessing starts a resource tracker (one more Python process, ~12 MB) with the first spawned child and
+    keeps it for the daemon's life. With no child left it tracks nothing: stop it, and the next spawn starts a new
+    one. `_stop` is private (CPython's own tests use it); without it the tracker simply stays."""
+    if multiprocessing.active_children():
+        return
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        stop()
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     """A daemon killed with -9 cannot stop its children, and a child would wait on its queue for good, holding its
     memory: watch for the parent to go (the orphan is re-parented, so its parent id changes) and exit."""
