@@ -102,6 +102,12 @@ export class Daemon {
     return response.blob();
   }
 
+  /** POST a JSON body and take the answer as bytes (a zip of a selection). */
+  async postBlob(path, json) {
+    const response = await this.request('POST', path, { json });
+    return response.blob();
+  }
+
   /**
    * Server-sent events read with fetch, because EventSource cannot send the Authorization header.
    * Yields each event's parsed `data:` JSON until the stream ends or `signal` aborts.

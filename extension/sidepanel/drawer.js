@@ -17,17 +17,21 @@ export function actionStates(meta, backend) {
   const configured = Boolean(backend && backend.url);
   const actions = (backend && backend.probe && backend.probe.actions) || {};
   const generator = GENERATOR_NAMES[meta.generator] || meta.generator;
-  for (const action of ['ref', 'remix', 'recall']) {
+  for (const action of ['ref', 'append', 'remix', 'recall']) {
     let reason = '';
     if (!configured) reason = NO_BACKEND;
-    else if (action !== 'ref' && actions[action] && actions[action].available === false) reason = actions[action].reason;
-    else if (action !== 'ref' && !meta.recallable) {
+    else if (action === 'append' && actions.append && actions.append.available === false) reason = actions.append.reason;
+    else if (action === 'ref' || action === 'append') reason = '';
+    else if (actions[action] && actions[action].available === false) reason = actions[action].reason;
+    else if (!meta.recallable) {
       reason = generator
         ? `Recall and Remix need InvokeAI generation metadata; this image was made with ${generator}.`
         : GREYED_TOOLTIP;
     }
     states[action] = { disabled: Boolean(reason), title: reason };
   }
+  // Append only exists from InvokeAI 6.14 (older servers ignore `append` and would replace the references): hide it
+  states.append.hidden = Boolean(configured && actions.append && actions.append.available === false);
   return states;
 }
 
@@ -64,8 +68,13 @@ export function drawerFields(meta, record = {}) {
     if (value !== undefined && value !== null && String(value).trim() !== '') rows.push([id, label, String(value)]);
   };
   const path = record.path || '';
-  add('file_name', 'File', path.split(/[\\/]/).pop());
-  add('path', 'Path', path);
+  if (record.image_name) {
+    // a board album's image lives on the InvokeAI server: its name is what InvokeAI shows, there is no local path
+    add('file_name', 'InvokeAI image', record.image_name);
+  } else {
+    add('file_name', 'File', path.split(/[\\/]/).pop());
+    add('path', 'Path', path);
+  }
   add('created_at', 'Date', meta.created_at ? formatDate(meta.created_at) : '');
   add('positive_prompt', 'Positive prompt', meta.positive_prompt);
   add('negative_prompt', 'Negative prompt', meta.negative_prompt);
@@ -121,8 +130,9 @@ function formatDate(value) {
 
 export class Drawer {
   /** @param {{getDaemon: () => any, thumbs: any, onMoreLikeThis: (item) => void}} opts */
-  constructor({ getDaemon, thumbs, onMoreLikeThis, onStep, getBackend }) {
+  constructor({ getDaemon, thumbs, onMoreLikeThis, onStep, getBackend, onStarred }) {
     this.getDaemon = getDaemon;
+    this.onStarred = onStarred || (() => {});
     this.getBackend = getBackend || (async () => null);
     this.onFullImage = () => {}; // set by the lightbox: the full file of the image now shown arrived
     this.objectUrl = null;
@@ -132,6 +142,7 @@ export class Drawer {
     $('#drawer-close').addEventListener('click', () => this.close());
     $('#drawer-more').addEventListener('click', () => this.current && onMoreLikeThis(this.current));
     $('#drawer-full-toggle').addEventListener('click', () => this.toggleFull());
+    $('#drawer-star').addEventListener('click', () => this.toggleStar());
     for (const button of this.node.querySelectorAll('.actions button')) {
       button.addEventListener('click', () => this.act(button.dataset.action, button));
     }
@@ -155,6 +166,7 @@ export class Drawer {
     $('#drawer-full').textContent = fullMetadataText(meta.raw);
     $('#drawer-full-toggle').textContent = 'View full metadata';
     this.renderFields(meta, record);
+    this.showStar(Boolean(record.starred));
     this.showInitImage(meta);
     await this.applyActionStates(meta);
     const img = $('#drawer-image');
@@ -194,7 +206,8 @@ export class Drawer {
     for (const [action, state] of Object.entries(states)) {
       const button = $(`#action-${action}`);
       button.disabled = state.disabled;
-      button.title = state.title;
+      button.title = state.title || button.dataset.title || '';
+      button.hidden = Boolean(state.hidden);
     }
     const hint = $('#action-hint');
     const reason = states.ref.title || (states.recall.disabled && states.recall.title) || '';
@@ -228,6 +241,31 @@ export class Drawer {
       list.append(el('dt', {}, el('span', { text: label }), copy), el('dd', { dataset: { field }, text }));
     }
 
+  }
+
+  showStar(starred) {
+    const button = $('#drawer-star');
+    button.textContent = starred ? '★' : '☆';
+    button.setAttribute('aria-pressed', String(starred));
+    button.title = starred ? 'Starred: click to unstar' : 'Star this image';
+  }
+
+  /** Star or unstar the image shown: in InvokeAI for a board album, a local favourite for a folder album. */
+  async toggleStar() {
+    if (!this.current) return;
+    const { album, id, record } = this.current;
+    const starred = !record.starred;
+    try {
+      const reply = await this.getDaemon().post(`/albums/${encodeURIComponent(album)}/selection/star`, { ids: [id], starred });
+      if (this.current && this.current.id === id) {
+        if (reply.ids.includes(id)) record.starred = starred;
+        this.showStar(Boolean(record.starred));
+        showResult($('#action-result'), reply.ids.includes(id), reply.message);
+      }
+      this.onStarred(id, record.starred);
+    } catch (err) {
+      showResult($('#action-result'), false, actionError(err.message, this.backend && this.backend.url));
+    }
   }
 
   toggleFull() {

@@ -2,6 +2,7 @@
 // page at a time as those rows need them, so 100k results cost what one screen costs.
 
 import { el } from '../lib/dom.js';
+import { indexRange, MAX_SELECTION } from './selection.js';
 
 export const CELL_PX = 96; // matches --cell in sidepanel.css; thumbnails are 256 px, shown downscaled
 export const PAGE_SIZE = 200; // results per search request: a few screens, small enough to answer in ms
@@ -10,11 +11,14 @@ const OVERSCAN_ROWS = 3; // rows rendered above/below the viewport so fast scrol
 export class ResultGrid {
   /**
    * @param {HTMLElement} root  the scrolling container
-   * @param {{thumbs: import('./thumbs.js').ThumbCache, onOpen: (item) => void, onCount: (total) => void}} opts
+   * @param {{thumbs: import('./thumbs.js').ThumbCache, selection: import('./selection.js').Selection,
+   *   onOpen: (item) => void, onCount: (total) => void}} opts
    */
-  constructor(root, { thumbs, onOpen, onCount }) {
+  constructor(root, { thumbs, selection, onOpen, onCount }) {
     this.root = root;
     this.thumbs = thumbs;
+    this.selection = selection;
+    this.anchor = -1; // where a Shift-click or Shift+arrow range starts: the last cell clicked or toggled
     this.onOpen = onOpen;
     this.onCount = onCount;
     this.inner = el('div', { class: 'grid-inner' });
@@ -39,6 +43,7 @@ export class ResultGrid {
     this.pages.clear();
     for (const index of [...this.cells.keys()]) this.dropCell(index);
     this.selected = -1;
+    this.anchor = -1;
     this.root.scrollTop = 0;
     this.total = 0;
     await this.loadPage(0); // the first page's failure is the search's failure: the caller shows it
@@ -121,7 +126,7 @@ export class ResultGrid {
         continue;
       }
       const existing = this.cells.get(index);
-      if (existing && existing.id === item.id) {
+      if (existing && existing.id === item.id && existing.starred === Boolean(item.starred)) {
         this.place(existing.node, index, cols);
         continue;
       }
@@ -133,6 +138,15 @@ export class ResultGrid {
   place(node, index, cols) {
     node.style.transform = `translate(${(index % cols) * CELL_PX}px, ${Math.floor(index / cols) * CELL_PX}px)`;
     node.classList.toggle('selected', index === this.selected);
+    const picked = this.selection.has(node.dataset.id);
+    node.classList.toggle('picked', picked);
+    node.setAttribute('aria-selected', String(picked));
+  }
+
+  /** The selection changed (here, on the map or in the batch bar): mark the cells on screen. */
+  showSelection() {
+    const cols = this.columns;
+    for (const [index, cell] of this.cells) this.place(cell.node, index, cols);
   }
 
   addCell(index, item, cols) {
@@ -140,11 +154,14 @@ export class ResultGrid {
     const prompt = item.positive_prompt || '';
     const img = el('img', { alt: prompt || `image ${item.id}`, title: prompt || undefined, draggable: 'false' });
     const score = item.score == null ? null : el('span', { class: 'score', text: item.score.toFixed(2), title: 'Similarity score' });
+    const star = item.starred ? el('span', { class: 'star', text: '★', title: 'Starred' }) : null;
     const node = el(
       'div',
-      { class: 'cell', role: 'gridcell', dataset: { index, id: item.id }, onclick: () => this.open(index) },
+      { class: 'cell', role: 'gridcell', dataset: { index, id: item.id }, onclick: (event) => this.click(index, event) },
       img,
       score,
+      star,
+      el('span', { class: 'check', 'aria-hidden': 'true' }),
     );
     this.place(node, index, cols);
     const controller = new AbortController();
@@ -154,7 +171,7 @@ export class ResultGrid {
         img.src = url;
       })
       .catch(() => {});
-    this.cells.set(index, { node, controller, id: item.id });
+    this.cells.set(index, { node, controller, id: item.id, starred: Boolean(item.starred) });
     this.inner.append(node);
   }
 
@@ -178,6 +195,45 @@ export class ResultGrid {
     this.render();
   }
 
+  /** Click opens the drawer; Ctrl/Cmd-click picks one more; Shift-click picks the range from the last one. */
+  click(index, event) {
+    const item = this.item(index);
+    if (!item) return;
+    if (event.shiftKey && this.anchor >= 0) {
+      this.pickRange(this.anchor, index, { add: event.ctrlKey || event.metaKey });
+      this.select(index);
+    } else if (event.ctrlKey || event.metaKey) {
+      this.anchor = index;
+      this.selection.toggle(item.id);
+      this.select(index);
+    } else {
+      this.anchor = index;
+      this.open(index);
+    }
+  }
+
+  /** Pick the results from `from` to `to` (pages not fetched yet are fetched first). */
+  async pickRange(from, to, { add = false } = {}) {
+    const indices = indexRange(from, to).slice(0, MAX_SELECTION);
+    const ids = await this.idsAt(indices);
+    if (add) this.selection.add(ids);
+    else this.selection.replace(ids);
+  }
+
+  /** Every result of this search, up to the most one action takes (Ctrl+A). */
+  pickAll() {
+    if (this.total === 0) return Promise.resolve();
+    return this.pickRange(0, Math.min(this.total, MAX_SELECTION) - 1);
+  }
+
+  async idsAt(indices) {
+    const generation = this.generation;
+    const pages = [...new Set(indices.map((index) => Math.floor(index / PAGE_SIZE)))];
+    await Promise.all(pages.map((pageNo) => this.loadPage(pageNo)));
+    if (generation !== this.generation) return [];
+    return indices.map((index) => this.item(index)).filter(Boolean).map((item) => item.id);
+  }
+
   open(index) {
     this.select(index);
     const item = this.item(index);
@@ -195,7 +251,21 @@ export class ResultGrid {
       PageDown: page,
       PageUp: -page,
     };
-    if (event.key in moves) this.select((this.selected < 0 ? 0 : this.selected + moves[event.key]));
+    const ctrl = event.ctrlKey || event.metaKey;
+    if (event.key in moves) {
+      const from = this.selected < 0 ? 0 : this.selected;
+      const to = this.selected < 0 ? 0 : Math.max(0, Math.min(this.total - 1, from + moves[event.key]));
+      if (event.shiftKey) {
+        if (this.anchor < 0) this.anchor = from;
+        this.pickRange(this.anchor, to);
+      }
+      this.select(to);
+    } else if (event.key === ' ' && this.selected >= 0) {
+      const item = this.item(this.selected);
+      this.anchor = this.selected;
+      if (item) this.selection.toggle(item.id);
+    } else if (ctrl && (event.key === 'a' || event.key === 'A')) this.pickAll();
+    else if (event.key === 'Escape' && this.selection.size > 0 && document.querySelector('#drawer').hidden) this.selection.clear();
     else if (event.key === 'Home') this.select(0);
     else if (event.key === 'End') this.select(this.total - 1);
     else if (event.key === 'Enter' && this.selected >= 0) this.open(this.selected);

@@ -1,26 +1,44 @@
 // The semantic map: deck.gl ScatterplotLayer in an orthographic view (bundled locally; deck.gl needs no eval, so
 // it runs under MV3's CSP). Zoom and pan with the mouse, hover shows the thumbnail, click opens the drawer, cluster
-// labels sit at their centroids.
+// labels sit at their centroids (click one to filter the grid to its cluster). A lasso (the Lasso button, or
+// Shift+drag) selects the points it encloses.
 
 import { Deck, OrthographicView } from '@deck.gl/core';
 import { ScatterplotLayer, TextLayer } from '@deck.gl/layers';
 
 import { $, el } from '../lib/dom.js';
-import { decodeMap, labelPlacements, pointAttributes, withoutOverlaps } from './map-payload.js';
+import {
+  decodeMap,
+  isLasso,
+  labelPlacements,
+  lassoPath,
+  pointAttributes,
+  pointsInPolygon,
+  withoutOverlaps,
+} from './map-payload.js';
 
 const POINT_RADIUS_PX = 4; // visible at a glance on a 400 px wide panel, small enough for dense clusters
 const RELAYOUT_POLL_MS = 1000; // a refit takes seconds to minutes; once a second is live enough for a status line
 const FIT_MARGIN = 0.9; // leave a border around the points when fitting the view
-const LABEL_PX = 13; // cluster label size; about 7 px per character in the panel's font
+const LABEL_PX = 13; // cluster label size, the panel's body text size
+const LABEL_FONT = 'system-ui, sans-serif'; // the panel's font: its widths are what the overlap check measures
+const LABEL_WEIGHT = 600;
+const LABEL_PAD = [5, 2]; // background padding around the text, px: the whole box is the click target
+const LABEL_GAP_PX = 4; // least space between two labels' boxes; deck's glyph layout differs slightly from measureText
 const TOOLTIP_PROMPT_CHARS = 80; // the start of the prompt: enough to recognise an image
 const HIT_RADIUS_PX = 7; // search hits drawn bigger (and white-ringed) than the other points
+const SELECTED_RING_PX = 7; // selected points: an amber ring drawn over the point, unlike the hits' white one
+const SELECTED_COLOR = [255, 196, 0, 255];
+const LASSO_STEP_PX = 3; // a freehand path keeps a point only this far from the last one: small paths, same shape
 
 export class MapView {
-  constructor(container, { getDaemon, thumbs, onOpen }) {
+  constructor(container, { getDaemon, thumbs, onOpen, onLasso = null, onCluster = null }) {
     this.container = container;
     this.getDaemon = getDaemon;
     this.thumbs = thumbs;
     this.onOpen = onOpen;
+    this.onLasso = onLasso; // (ids, {add}) once a lasso is drawn; `add`: Ctrl/Cmd (or Shift in lasso mode) held
+    this.onCluster = onCluster; // ({cluster, label}) when a cluster label is clicked
     this.deck = null;
     this.cache = new Map(); // album -> {etag, data}: the payload is re-sent only when the ETag changes
     this.album = null;
@@ -29,8 +47,28 @@ export class MapView {
     this.hits = new Set(); // ids of the current search's results, highlighted on the map
     this.records = new Map(); // id -> {name, prompt} for the tooltip, fetched on first hover
     this.viewState = null;
+    this.selected = new Set(); // ids the panel has selected, ringed on the map
+    this.selection = null; // {data, selected, indices}: the selected points' rows, kept until either changes
+    this.lassoMode = false; // the Lasso button is pressed: every drag draws a lasso instead of panning
+    this.lasso = null; // the lasso being drawn: {pointerId, path, add, cancelled}
+    this.measureText = textMeasurer();
     $('#map-relayout').addEventListener('click', () => this.relayout());
     $('#map-reset').addEventListener('click', () => this.resetView());
+    $('#map-lasso').addEventListener('click', () => this.setLassoMode(!this.lassoMode));
+    this.listenForLasso();
+  }
+
+  /** Ring these ids (the panel's selection); an empty list rings nothing. */
+  showSelection(ids) {
+    this.selected = new Set((ids || []).map(Number));
+    this.container.dataset.selected = String(this.selected.size);
+    if (this.deck && this.data) this.deck.setProps({ layers: this.layers(this.data) });
+  }
+
+  setLassoMode(on) {
+    this.lassoMode = on;
+    $('#map-lasso').setAttribute('aria-pressed', String(on));
+    if (!on) this.cancelLasso();
   }
 
   /** Highlight these ids (the grid's current results); an empty list highlights nothing. */
@@ -43,10 +81,18 @@ export class MapView {
   /** Back to the whole map (Re-layout recomputes the layout; this only moves the view). */
   resetView() {
     if (!this.deck || !this.data) return;
-    this.viewState = this.initialViewState(this.data);
-    this.deck.setProps({ initialViewState: { ...this.viewState } });
+    this.showWhole(this.data);
     this.deck.setProps({ layers: this.layers(this.data) });
     $('#map-tooltip').hidden = true;
+  }
+
+  /** Fit the view to the whole of `data`. deck applies an initialViewState only when it differs (deeply) from the
+   * last one it got, and after a pan the last one is still the same fit: hand it the current view first. */
+  showWhole(data) {
+    const fit = this.initialViewState(data);
+    if (this.viewState) this.deck.setProps({ initialViewState: { ...this.viewState } });
+    this.viewState = fit;
+    this.deck.setProps({ initialViewState: { ...fit } });
   }
 
   /** Nothing to draw (no album, nothing indexed): the points go, `message` says what to do, Re-layout is off. */
@@ -60,6 +106,8 @@ export class MapView {
     $('#map-status').textContent = '';
     $('#map-relayout').disabled = true;
     $('#map-reset').disabled = true;
+    $('#map-lasso').disabled = true;
+    this.setLassoMode(false);
   }
 
   /** Draw `album`'s map, narrowed by the search form's `filters` (the same SearchFilters the search takes). */
@@ -87,6 +135,7 @@ export class MapView {
     $('#map-empty').hidden = true;
     $('#map-relayout').disabled = false;
     $('#map-reset').disabled = false;
+    $('#map-lasso').disabled = false;
     this.container.dataset.frames = '0';
     status.textContent =
       header.count === 0
@@ -153,15 +202,11 @@ export class MapView {
   }
 
   layers(data) {
-    const { positions, colors } = pointAttributes(data);
     const hits = this.hits;
     const isHit = (i) => hits.size > 0 && hits.has(Number(data.ids[i]));
     const points = new ScatterplotLayer({
       id: 'points',
-      data: {
-        length: data.x.length,
-        attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: colors, size: 4 } },
-      },
+      data: this.pointData(data),
       radiusUnits: 'pixels',
       getRadius: (_, { index }) => (isHit(index) ? HIT_RADIUS_PX : POINT_RADIUS_PX),
       stroked: hits.size > 0,
@@ -173,20 +218,67 @@ export class MapView {
       autoHighlight: true,
       highlightColor: [255, 255, 255, 255],
     });
+    const selection = new ScatterplotLayer({
+      id: 'selection',
+      data: this.selectedRows(data),
+      getPosition: (i) => [data.x[i], data.y[i]],
+      radiusUnits: 'pixels',
+      getRadius: SELECTED_RING_PX,
+      filled: false,
+      stroked: true,
+      lineWidthUnits: 'pixels',
+      getLineWidth: 2,
+      getLineColor: SELECTED_COLOR,
+    });
     const labels = new TextLayer({
       id: 'labels',
       data: this.visibleLabels(data),
       getPosition: (c) => [c.x, c.y],
-      getText: (c) => c.label,
+      getText: (c) => c.text,
       getTextAnchor: (c) => c.anchor,
+      getPixelOffset: (c) => c.offset,
       getSize: LABEL_PX,
       getColor: [240, 242, 248, 255],
+      fontFamily: LABEL_FONT,
+      fontWeight: LABEL_WEIGHT,
       outlineWidth: 2,
       outlineColor: [0, 0, 0, 255],
       fontSettings: { sdf: true },
       characterSet: 'auto',
+      // a chip behind each label (the panel's colours): readable over any point, looks clickable, and the whole
+      // box is the click target
+      background: true,
+      getBackgroundColor: [31, 34, 41, 220],
+      getBorderColor: [51, 56, 69, 255],
+      getBorderWidth: 1,
+      backgroundPadding: LABEL_PAD,
+      backgroundBorderRadius: 3,
+      pickable: true,
     });
-    return [points, labels];
+    return [points, selection, labels];
+  }
+
+  /** Positions and colours depend on the payload only: built once per payload, not on every redraw. */
+  pointData(data) {
+    if (this.pointDataFor !== data) {
+      const { positions, colors } = pointAttributes(data);
+      this.pointDataFor = data;
+      this.pointBuffers = {
+        length: data.x.length,
+        attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: colors, size: 4 } },
+      };
+    }
+    return this.pointBuffers;
+  }
+
+  /** Rows of the payload whose ids are selected (kept: the layer's data must not change on every redraw). */
+  selectedRows(data) {
+    const cached = this.selection;
+    if (cached && cached.data === data && cached.selected === this.selected) return cached.indices;
+    const indices = [];
+    if (this.selected.size) data.ids.forEach((id, i) => this.selected.has(Number(id)) && indices.push(i));
+    this.selection = { data, selected: this.selected, indices };
+    return indices;
   }
 
   /** Distinct labels, kept inside the map, none on top of a bigger cluster's label at the current zoom. */
@@ -197,14 +289,19 @@ export class MapView {
     const [cx, cy] = view.target;
     const width = this.container.clientWidth || 300;
     const height = this.container.clientHeight || 300;
-    return withoutOverlaps(placed, ([x, y]) => [width / 2 + (x - cx) * scale, height / 2 + (y - cy) * scale]);
+    const labels = withoutOverlaps(placed, ([x, y]) => [width / 2 + (x - cx) * scale, height / 2 + (y - cy) * scale], {
+      measure: (text) => this.measureText(text) + 2 * LABEL_PAD[0],
+      heightPx: LABEL_PX + 2 * LABEL_PAD[1] + 2,
+      gapPx: LABEL_GAP_PX,
+      width,
+      height,
+    });
+    this.container.dataset.labels = String(labels.length);
+    return labels;
   }
 
   render(data) {
-    this.viewState = this.initialViewState(data); // a new payload is shown whole
     const props = {
-      layers: this.layers(data),
-      initialViewState: this.initialViewState(data),
       onHover: (info) => this.hover(info),
       // a hover tooltip belongs to where the pointer was: zooming or panning hides it; labels are re-placed
       onViewStateChange: ({ viewState }) => {
@@ -212,9 +309,10 @@ export class MapView {
         $('#map-tooltip').hidden = true;
         this.relabel();
       },
-      onClick: (info) => info.layer?.id === 'points' && info.index >= 0 && this.onOpen(Number(data.ids[info.index])),
+      onClick: (info) => this.picked(info),
     };
     if (!this.deck) {
+      this.viewState = this.initialViewState(data);
       this.deck = new Deck({
         parent: this.container,
         views: new OrthographicView({ id: 'map', flipY: true }),
@@ -222,16 +320,124 @@ export class MapView {
         // keeps the last frame readable (screenshots, the browser test's pixel check) at a small cost
         glOptions: { preserveDrawingBuffer: true },
         deviceProps: { webgl: { preserveDrawingBuffer: true } },
-        getCursor: ({ isHovering }) => (isHovering ? 'pointer' : 'grab'),
+        getCursor: ({ isHovering }) => (isHovering ? 'pointer' : this.lassoMode ? 'crosshair' : 'grab'),
         // a frame counter other code (and the browser test) can wait on instead of guessing a delay
         onAfterRender: () => {
           this.container.dataset.frames = String(Number(this.container.dataset.frames || 0) + 1);
         },
         ...props,
+        initialViewState: { ...this.viewState },
       });
     } else {
       this.deck.setProps(props);
+      this.showWhole(data); // a new payload is shown whole
     }
+    this.deck.setProps({ layers: this.layers(data) });
+  }
+
+  /** A click on a point opens it; on a cluster label, the panel filters the grid to that cluster. */
+  picked(info) {
+    if (!info || !info.layer || !this.data) return;
+    if (info.layer.id === 'points' && info.index >= 0) this.onOpen(Number(this.data.ids[info.index]));
+    else if (info.layer.id === 'labels' && info.object) {
+      const { id: cluster, label } = info.object;
+      this.container.dataset.cluster = String(cluster);
+      if (this.onCluster) this.onCluster({ cluster, label });
+    }
+  }
+
+  // ---- lasso ----
+  // The map's own listeners run in the capture phase, before deck.gl's (on its canvas) see the event: a drag that
+  // draws a lasso never reaches deck's controller, so the view does not pan under it.
+
+  listenForLasso() {
+    const options = { capture: true };
+    this.container.addEventListener('pointerdown', (event) => this.startLasso(event), options);
+    this.container.addEventListener('pointermove', (event) => this.moveLasso(event), options);
+    this.container.addEventListener('pointerup', (event) => this.endLasso(event), options);
+    this.container.addEventListener('pointercancel', (event) => this.endLasso(event, true), options);
+    // Esc cancels a lasso in progress, before the drawer or the grid take Esc for themselves
+    window.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape' || !this.lasso || this.lasso.cancelled) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      this.cancelLasso();
+    }, options);
+  }
+
+  startLasso(event) {
+    if (event.button !== 0 || !this.deck || !this.data || this.lasso) return;
+    if (!this.lassoMode && !event.shiftKey) return;
+    event.stopPropagation();
+    event.preventDefault();
+    this.container.setPointerCapture?.(event.pointerId);
+    this.lasso = { pointerId: event.pointerId, path: [this.local(event)], add: addsToSelection(event, this.lassoMode), cancelled: false };
+    $('#map-tooltip').hidden = true;
+  }
+
+  moveLasso(event) {
+    const lasso = this.lasso;
+    if (!lasso || event.pointerId !== lasso.pointerId) return;
+    event.stopPropagation();
+    if (lasso.cancelled) return;
+    const point = this.local(event);
+    const last = lasso.path[lasso.path.length - 1];
+    if (Math.hypot(point[0] - last[0], point[1] - last[1]) < LASSO_STEP_PX) return;
+    lasso.path.push(point);
+    const overlay = $('#map-lasso-overlay');
+    overlay.removeAttribute('hidden'); // an SVG element has no `hidden` property, only the attribute
+    overlay.querySelector('path').setAttribute('d', lassoPath(lasso.path));
+  }
+
+  endLasso(event, cancelled = false) {
+    const lasso = this.lasso;
+    if (!lasso || event.pointerId !== lasso.pointerId) return;
+    event.stopPropagation();
+    this.lasso = null;
+    this.hideLasso();
+    if (this.container.hasPointerCapture?.(event.pointerId)) this.container.releasePointerCapture(event.pointerId);
+    if (cancelled || lasso.cancelled || !this.deck || !this.data) return;
+    const end = this.local(event);
+    lasso.path.push(end);
+    if (!isLasso(lasso.path)) {
+      // a click that wobbled: deck never saw it, so pick what is under it as deck's own click would
+      this.picked(this.deck.pickObject({ x: end[0], y: end[1], radius: 2 }));
+      return;
+    }
+    const ids = this.idsInside(lasso.path);
+    this.container.dataset.lassoed = String(ids.length);
+    if (this.onLasso) this.onLasso(ids, { add: lasso.add || addsToSelection(event, this.lassoMode) });
+  }
+
+  /** Esc: the lasso drawn so far goes; the rest of the drag is swallowed until the button is released. */
+  cancelLasso() {
+    if (this.lasso) this.lasso.cancelled = true;
+    this.hideLasso();
+  }
+
+  hideLasso() {
+    const overlay = $('#map-lasso-overlay');
+    overlay.setAttribute('hidden', '');
+    overlay.querySelector('path').setAttribute('d', '');
+  }
+
+  /** Ids of the points inside a screen-space path, each point projected with deck's current viewport. */
+  idsInside(path) {
+    const viewport = this.deck.getViewports()[0];
+    const { x, y, ids } = this.data;
+    const screen = new Float32Array(x.length * 2);
+    for (let i = 0; i < x.length; i += 1) {
+      const [sx, sy] = viewport.project([x[i], y[i]]);
+      screen[2 * i] = sx;
+      screen[2 * i + 1] = sy;
+    }
+    return pointsInPolygon(screen, path).map((i) => Number(ids[i]));
+  }
+
+  /** An event's position in the map's own pixels (deck's canvas fills the container). */
+  local(event) {
+    const rect = this.container.getBoundingClientRect();
+    return [event.clientX - rect.left, event.clientY - rect.top];
   }
 
   hover(info) {
@@ -273,4 +479,20 @@ export class MapView {
     }
     return this.records.get(key);
   }
+}
+
+/** Ctrl/Cmd adds a lasso to the selection; in lasso mode Shift does too (outside it Shift is what starts a lasso). */
+function addsToSelection(event, lassoMode) {
+  return event.ctrlKey || event.metaKey || (lassoMode && event.shiftKey);
+}
+
+/** Width in pixels of a label in the label font (canvas measureText, cached per text). */
+function textMeasurer() {
+  const context = document.createElement('canvas').getContext('2d');
+  context.font = `${LABEL_WEIGHT} ${LABEL_PX}px ${LABEL_FONT}`;
+  const widths = new Map();
+  return (text) => {
+    if (!widths.has(text)) widths.set(text, context.measureText(text).width);
+    return widths.get(text);
+  };
 }

@@ -19,6 +19,7 @@ const FILTER_FIELDS = {
   generator: ['Generator', '#filter-generator'],
   dateFrom: ['From', '#filter-date-from'],
   dateTo: ['To', '#filter-date-to'],
+  starred: ['Starred', '#filter-starred'],
   minScore: ['Min score', '#search-min-score'],
 };
 
@@ -36,8 +37,11 @@ export function validate(form) {
 export const hasQuery = (form, imageQuery) => Boolean(trimmed(form, 'text') || trimmed(form, 'negative') || imageQuery);
 
 /** The search request body for the form's state (exported pure for unit tests). */
-export function buildQuery(form, imageQuery, { showAll = false } = {}) {
+export function buildQuery(form, imageQuery, { showAll = false, scope = null } = {}) {
   const filters = {};
+  if (trimmed(form, 'starred') === 'true') filters.starred = true;
+  if (scope && scope.cluster !== undefined) filters.cluster = scope.cluster;
+  if (scope && scope.ids) filters.ids = scope.ids;
   if (trimmed(form, 'model')) filters.model = trimmed(form, 'model');
   if (trimmed(form, 'lora')) filters.lora = trimmed(form, 'lora');
   if (/^\d+$/.test(trimmed(form, 'seed'))) filters.seed = trimmed(form, 'seed'); // as text: seeds pass 2^53
@@ -74,7 +78,20 @@ export function countText(reply) {
 export function activeFilters(form) {
   return Object.entries(FILTER_FIELDS)
     .filter(([field]) => trimmed(form, field))
-    .map(([field, [label]]) => [field, label, field === 'generator' ? GENERATOR_LABELS[trimmed(form, field)] || trimmed(form, field) : trimmed(form, field)]);
+    .map(([field, [label]]) => [field, label, shownValue(field, trimmed(form, field))]);
+}
+
+function shownValue(field, value) {
+  if (field === 'generator') return GENERATOR_LABELS[value] || value;
+  if (field === 'starred') return 'only';
+  return value;
+}
+
+/** The chip of a scope set from outside the form: a map cluster or a selection opened in the grid. */
+export function scopeLabel(scope) {
+  if (!scope) return null;
+  if (scope.ids) return `Selection: ${scope.ids.length.toLocaleString('en-US')} image${scope.ids.length === 1 ? '' : 's'}`;
+  return `Cluster: ${scope.label || (scope.cluster === -1 ? 'unclustered' : `#${scope.cluster}`)}`;
 }
 
 export class SearchForm {
@@ -82,6 +99,7 @@ export class SearchForm {
   constructor(onSearch) {
     this.onSearch = onSearch;
     this.imageQuery = null; // {id} or {b64, label}
+    this.scope = null; // {cluster, label} (a map cluster clicked) or {ids} (a selection opened in the grid)
     this.showAll = false; // "Show all": this query without the automatic cut
     this.sortChosen = false; // the user picked a sort: keep it; else best with a query, newest without
     this.form = $('#search-form');
@@ -112,6 +130,12 @@ export class SearchForm {
     return form;
   }
 
+  /** Narrow the grid to a map cluster ({cluster, label}) or to a selection ({ids}); null lifts it. */
+  setScope(scope) {
+    this.scope = scope;
+    this.submit();
+  }
+
   /** The filters part of the current query (the map is narrowed by the same filters). */
   filters() {
     return buildQuery(this.values(), null).filters;
@@ -119,12 +143,13 @@ export class SearchForm {
 
   /** Does the form narrow the album (a query or any filter)? Then "no results" is the search's doing. */
   isFiltered() {
-    return hasQuery(this.values(), this.imageQuery) || activeFilters(this.values()).length > 0;
+    return hasQuery(this.values(), this.imageQuery) || activeFilters(this.values()).length > 0 || Boolean(this.scope);
   }
 
   /** Empty every filter (and, with `everything`, the query too), then search again. */
   clear({ everything = true } = {}) {
     for (const [, id] of Object.values(FILTER_FIELDS)) $(id).value = '';
+    this.scope = null;
     if (everything) {
       $('#search-text').value = '';
       $('#search-negative').value = '';
@@ -165,9 +190,13 @@ export class SearchForm {
 
   renderChips(form) {
     const chips = activeFilters(form);
+    const scope = scopeLabel(this.scope);
     const box = $('#filter-chips');
-    box.hidden = chips.length === 0;
+    box.hidden = chips.length === 0 && !scope;
     box.replaceChildren(
+      scope &&
+        el('button', { type: 'button', class: 'chip', dataset: { field: 'scope' }, title: 'Show the whole album again', onclick: () => this.setScope(null) },
+          scope, el('span', { class: 'x', 'aria-hidden': 'true', text: ' ✕' })),
       ...chips.map(([field, label, shown]) =>
         el('button', { type: 'button', class: 'chip', dataset: { field }, title: `Remove ${label.toLowerCase()} filter`, onclick: () => {
           $(FILTER_FIELDS[field][1]).value = '';
@@ -176,7 +205,8 @@ export class SearchForm {
       ),
       el('button', { type: 'button', class: 'link', id: 'filters-clear', onclick: () => this.clear({ everything: false }) }, 'Clear'),
     );
-    $('#filters summary').textContent = chips.length ? `Filters & sort (${chips.length} active)` : 'Filters & sort';
+    const active = chips.length + (scope ? 1 : 0);
+    $('#filters summary').textContent = active ? `Filters & sort (${active} active)` : 'Filters & sort';
   }
 
   showError(problem) {
@@ -196,7 +226,7 @@ export class SearchForm {
     const problem = validate(form);
     this.showError(problem);
     if (problem) return; // said next to the form; the grid keeps the last good results
-    this.onSearch(buildQuery(form, this.imageQuery, { showAll: this.showAll }));
+    this.onSearch(buildQuery(form, this.imageQuery, { showAll: this.showAll, scope: this.scope }));
   }
 
   /** `query` is {id, thumbUrl?, label} (more like this), {b64, thumbUrl, label} (dropped file) or null. */

@@ -7,11 +7,13 @@ import { $, copyText, el } from '../lib/dom.js';
 import { CONNECTION, LOCAL, SESSION } from '../lib/messages.js';
 import { isActive, progressText } from '../lib/progress.js';
 import { Drawer } from './drawer.js';
+import { DuplicatesView } from './duplicates.js';
 import { AlbumFollower } from './follow.js';
 import { ResultGrid } from './grid.js';
 import { Lightbox } from './lightbox.js';
 import { MapView } from './map.js';
 import { countText, SearchForm } from './search.js';
+import { BatchBar, Selection } from './selection.js';
 import { ThumbCache } from './thumbs.js';
 
 const TOAST_MS = 8000; // long enough to read a sentence; the result also stays in session storage
@@ -23,8 +25,15 @@ const getDaemon = () => {
 };
 
 const thumbs = new ThumbCache(getDaemon);
+// One selection for the grid and the map; the batch bar acts on it. It belongs to the album it was made in.
+const selection = new Selection(() => {
+  grid.showSelection();
+  batchBar.render();
+  map.showSelection(selection.list());
+});
 const grid = new ResultGrid($('#grid'), {
   thumbs,
+  selection,
   onOpen: (item) => openImage(item.id),
   onCount: (total, reply) => {
     $('#result-count').textContent = countText(reply);
@@ -53,17 +62,37 @@ const drawer = new Drawer({
   thumbs,
   getBackend,
   onStep: (delta) => grid.step(delta),
+  onStarred: () => grid.refresh().catch((err) => showSearchError(err)),
   onMoreLikeThis: (current) => {
     drawer.close();
     showView('grid');
-    const name = (current.record.path || '').split(/[\\/]/).pop() || `image ${current.id}`;
+    const name = current.record.image_name || (current.record.path || '').split(/[\\/]/).pop() || `image ${current.id}`;
     search.setImageQuery({ id: current.id, label: `Like ${name}`, thumbUrl: $('#drawer-image').src });
   },
 });
 new Lightbox(drawer, (delta) => grid.step(delta));
 const search = new SearchForm((body) => runSearch(body));
-const map = new MapView($('#map'), { getDaemon, thumbs, onOpen: (id) => openImage(id) });
-const albums = new AlbumManager($('#view-albums'), getDaemon, () => loadAlbums());
+const map = new MapView($('#map'), {
+  getDaemon,
+  thumbs,
+  onOpen: (id) => openImage(id),
+  onLasso: (ids, { add = false } = {}) => (add ? selection.add(ids) : selection.replace(ids)),
+  onCluster: ({ cluster, label }) => {
+    showView('grid');
+    search.setScope({ cluster, label });
+  },
+});
+const batchBar = new BatchBar($('#selection-bar'), {
+  getDaemon,
+  selection,
+  getAlbum: () => panel.album,
+  onOpenInGrid: (ids) => {
+    showView('grid');
+    search.setScope({ ids });
+  },
+  onChanged: () => grid.refresh().catch((err) => showSearchError(err)),
+});
+const albums = new AlbumManager($('#view-albums'), getDaemon, () => loadAlbums(), { openSettings: () => showView('settings') });
 const follower = new AlbumFollower(getDaemon, {
   onProgress: (event) => showAlbumProgress(event),
   onRefresh: ({ map: redrawMap }) => {
@@ -73,6 +102,7 @@ const follower = new AlbumFollower(getDaemon, {
   },
 });
 const invokeai = new InvokeAISettings($('#view-settings'), getDaemon);
+const duplicates = new DuplicatesView($('#view-duplicates'), { getDaemon, thumbs, onOpen: (id) => openImage(id), onBack: () => showView('grid') });
 
 function openImage(id) {
   if (!panel.album) return;
@@ -91,7 +121,7 @@ const albumName = () => panel.albums.find((a) => a.key === panel.album)?.display
  */
 function emptyState({ total, notIndexed = false }) {
   if (!panel.album) {
-    return { text: 'No albums yet. Add a folder of images to start searching it.', action: { label: 'Add an album', run: addAlbum } };
+    return { text: 'No albums yet. Add a folder of images or your InvokeAI boards to start searching them.', action: { label: 'Add an album', run: addAlbum } };
   }
   const name = albumName();
   if (isActive(panel.progress)) return { text: `Indexing "${name}"… images appear here as they are indexed.` };
@@ -100,6 +130,8 @@ function emptyState({ total, notIndexed = false }) {
   }
   if (total !== 0) return null;
   if (search.isFiltered()) return { text: 'No images match this search.', action: { label: 'Clear search', run: () => search.clear() } };
+  const boards = panel.albums.find((a) => a.key === panel.album)?.source === 'invokeai';
+  if (boards) return { text: `No images in the InvokeAI boards of "${name}" yet. New images there come in by themselves, or edit the album's boards.`, action: { label: 'Open Albums', run: () => showView('albums') } };
   return { text: `No images found in the folders of "${name}". Add images there, or edit the album's folders.`, action: { label: 'Open Albums', run: () => showView('albums') } };
 }
 
@@ -195,6 +227,10 @@ async function chooseAlbum(key) {
   panel.album = key;
   panel.progress = panel.albums.find((a) => a.key === key)?.progress || null;
   drawer.close();
+  selection.clear(); // ids belong to one album
+  search.scope = null; // a cluster or a selection of the album before means nothing here
+  if (panel.view === 'duplicates' && key) duplicates.show(key).catch((err) => showError(err.message));
+  else if (panel.view === 'duplicates') duplicates.clear();
   showAlbumProgress(panel.progress);
   follower.follow(key);
   if (key) await chrome.storage.local.set({ [LOCAL.ALBUM]: key });
@@ -213,16 +249,22 @@ async function chooseAlbum(key) {
 
 function showView(view) {
   panel.view = view;
+  document.body.dataset.view = view; // the selection bar shows under the grid and the map only
+  // Over the map the bar floats on the canvas: taking height from the map would resize it and move every point.
+  const bar = $('#selection-bar');
+  if (view === 'map') $('#map').append(bar);
+  else if (bar.parentElement !== document.body) document.body.insertBefore(bar, $('#toast'));
   for (const tab of document.querySelectorAll('.tabs button')) {
-    tab.setAttribute('aria-selected', String(tab.dataset.view === view));
+    tab.setAttribute('aria-selected', String(tab.dataset.view === (view === 'duplicates' ? 'grid' : view))); // opened from the grid
   }
-  for (const name of ['grid', 'map', 'albums', 'settings']) $(`#view-${name}`).hidden = name !== view;
+  for (const name of ['grid', 'map', 'albums', 'settings', 'duplicates']) $(`#view-${name}`).hidden = name !== view;
   chrome.storage.local.set({ [LOCAL.VIEW]: view });
   if (!panel.daemon) return;
   if (view === 'map' && panel.album) map.show(panel.album, search.filters());
   else if (view === 'map') map.clear('No albums yet: add one in Albums to see its map.');
   if (view === 'albums') albums.load().catch((err) => showError(err.message));
   if (view === 'settings') invokeai.load().catch((err) => showError(err.message));
+  if (view === 'duplicates' && panel.album) duplicates.show(panel.album).catch((err) => showError(err.message));
 }
 
 function renderConnection(record) {
@@ -290,6 +332,7 @@ function showRefImageResult(result) {
 for (const tab of document.querySelectorAll('.tabs button')) tab.addEventListener('click', () => showView(tab.dataset.view));
 $('#album-picker').addEventListener('change', (event) => chooseAlbum(event.target.value));
 $('#connection-retry').addEventListener('click', () => connect(true));
+$('#find-duplicates').addEventListener('click', () => showView('duplicates'));
 $('#copy-command').addEventListener('click', () => copyText($('#connection-command').textContent));
 
 chrome.storage.local.get(LOCAL.VIEW).then(({ [LOCAL.VIEW]: view }) => {

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 PROMPT_PREVIEW_CHARS = 200  # the grid shows a line of the prompt; the drawer reads the full record
 
-RESULT_COLUMNS = ["id", "path", "image_name", "width", "height", "created_at", "generator", "model", "positive_prompt"]
+RESULT_COLUMNS = [
+    "id", "path", "image_name", "width", "height", "created_at", "generator", "model", "positive_prompt", "starred"
+]
 
 
 class SearchHit(BaseModel):
@@ -38,6 +40,7 @@ class SearchHit(BaseModel):
     generator: str | None
     model: str | None
     positive_prompt: str | None  # the first PROMPT_PREVIEW_CHARS characters
+    starred: bool  # an InvokeAI star (board album) or a local favourite: the grid marks it
 
 
 class SearchCut(BaseModel):
@@ -234,6 +237,7 @@ def _page_rows(table: AlbumTable, ranked: _Ranked) -> list[SearchHit]:
             continue
         prompt = row.pop("positive_prompt")
         path, image_name = row.pop("path"), row.pop("image_name")
+        row["starred"] = bool(row.get("starred"))  # rows written before the column existed read back null
         hits.append(
             SearchHit(
                 **row,

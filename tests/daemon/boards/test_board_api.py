@@ -102,6 +102,9 @@ async def test_a_star_made_here_is_made_in_invokeai_and_unstarring_too(board: Bo
     assert board.fake.images["c.png"]["starred"] is True
     resp = await api.get("/api/v1/images/gen/3")
     assert (await resp.json())["starred"] is True
+    resp = await api.post("/api/v1/albums/gen/search", json={"filters": {"starred": True}})
+    hits = (await resp.json())["results"]
+    assert [(hit["id"], hit["starred"]) for hit in hits] == [(3, True)], "the grid can mark the starred image"
     await api.post("/api/v1/albums/gen/selection/star", json={"ids": [3], "starred": False})
     assert board.fake.images["c.png"]["starred"] is False and _rows()["c.png"]["starred"] is False
 
