@@ -62,10 +62,15 @@ def assign_nearest(reference_xy: np.ndarray, reference_clusters: np.ndarray, xy:
     return reference_clusters[known][nearest].astype(np.int64)
 
 
+def needs_hdbscan(count: int) -> bool:
+    """Fewer points make one cluster: no HDBSCAN, so no map process to start for it."""
+    return count >= 2 * MIN_CLUSTER_POINTS
+
+
 def cluster_layout(layout: np.ndarray, max_clusters_hint: int = MAX_CLUSTERS_HINT) -> np.ndarray:
     """A cluster id per point (0 = the largest cluster), every point in one; HDBSCAN's noise joins its neighbour."""
     count = len(layout)
-    if count < 2 * MIN_CLUSTER_POINTS:
+    if not needs_hdbscan(count):
         return np.zeros(count, dtype=np.int64)
     from sklearn.cluster import HDBSCAN
 

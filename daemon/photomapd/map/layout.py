@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from photomapd import config
-from photomapd.map.clusters import ClusterInfo, assign_nearest, cluster_layout, label_clusters
+from photomapd.map.clusters import ClusterInfo, assign_nearest, cluster_layout, label_clusters, needs_hdbscan
 from photomapd.spawned import in_this_process
 from photomapd.store import AlbumTable
 
@@ -304,7 +304,8 @@ def _layout_all(
         affine, offset = procrustes(layout[new_at], old_xy[old_at])
         layout = layout @ affine + offset
 
-    clusters = compute(cluster_layout, layout)
+    # A small album's PCA layout and single cluster need no library the daemon lacks: no map process for them.
+    clusters = compute(cluster_layout, layout) if needs_hdbscan(len(layout)) else cluster_layout(layout)
     labels = label_clusters(table, ids, clusters, fit_ids, fit_vectors, encode_text)
     _write(table, ids, layout, clusters)
     version = (previous.layout_version if previous else 0) + 1

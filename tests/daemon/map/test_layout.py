@@ -207,6 +207,19 @@ def test_tiny_albums_get_coordinates_and_switch_to_umap_when_big_enough() -> Non
     assert len(coords(table)) == 30 and all(x is not None for x, _, _ in coords(table).values())
 
 
+def test_a_small_album_is_laid_out_without_starting_a_map_process() -> None:
+    """PCA and a single cluster need nothing the daemon lacks: the child process (seconds to start) is left alone."""
+    vectors, truth = clustered(12)
+    table = new_table("small")
+    table.upsert(rows(vectors, truth))
+
+    def no_child(fn: Any, *args: Any) -> Any:
+        raise AssertionError(f"{fn.__name__} was sent to a map process")
+
+    assert mapview.refresh_map(table, "small", compute=no_child).action == "fit"
+    assert len(coords(table)) == 12 and {cluster for _, _, cluster in coords(table).values()} == {0}
+
+
 def test_corrupt_or_missing_model_file_means_a_refit_not_a_crash(album: Any) -> None:
     table, vectors, truth = album
     mapview.refresh_map(table, "album")
