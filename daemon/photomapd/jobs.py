@@ -37,7 +37,7 @@ from photomapd.boards.source import ServerBoardSource, listing_signature, newest
 from photomapd.invokeai import credentials
 from photomapd.invokeai.connection import InvokeAIConnection, target_from
 from photomapd.map import layout
-from photomapd.memory import release_memory
+from photomapd.memory import let_unused_back_in, release_memory
 from photomapd.model.runner import ModelRunner
 from photomapd.search.vectors import VectorCache, ensure_ann_index
 from photomapd.spawned import ChildProcess, in_this_process, stop_idle_tracker
@@ -485,6 +485,7 @@ class AlbumJobs:
         if a full layout is needed and gone when it is done, so umap-learn and scikit-learn never stay resident."""
         if self.runner.idle_unload_s > 0:
             return ChildProcess()
+        let_unused_back_in()  # umap-learn imports pandas
         return nullcontext(in_this_process)
 
     def _encode_text(self, texts: Sequence[str]) -> np.ndarray:

@@ -13,6 +13,10 @@ log = logging.getLogger(__name__)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from photomapd.memory import keep_unused_out
+
+    if config.load_config().model_idle_unload_s > 0:  # a daemon that rests light: before LanceDB is imported
+        keep_unused_out()
     from photomapd.api.keys import ServeOptions
     from photomapd.api.server import serve
 

@@ -30,6 +30,7 @@ from photomapd.errors import PrecisionMismatch, RayMissing
 from photomapd.index.run import IndexRun, image_row, read_columns, skip_reason, work_list
 from photomapd.index.scan import FileStat, IndexDiff
 from photomapd.index.sources import decode_for_embedding
+from photomapd.memory import let_unused_back_in
 from photomapd.model.preprocess import DecodedImage, InputSpec
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ INSTALL_HINT = "pip install -e '.[scale]'"
 
 def require_ray() -> ModuleType:
     """Ray, or RayMissing naming the exact install command when the `[scale]` group is not installed."""
+    let_unused_back_in()  # Ray Data moves batches as pandas and Arrow
     try:
         import lance_ray  # noqa: F401  # the fragment writer the write stage uses
         import ray
