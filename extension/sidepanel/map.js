@@ -7,15 +7,8 @@ import { Deck, OrthographicView } from '@deck.gl/core';
 import { ScatterplotLayer, TextLayer } from '@deck.gl/layers';
 
 import { $, el } from '../lib/dom.js';
-import {
-  decodeMap,
-  isLasso,
-  labelPlacements,
-  lassoPath,
-  pointAttributes,
-  pointsInPolygon,
-  withoutOverlaps,
-} from './map-payload.js';
+import { MapLasso } from './map-lasso.js';
+import { decodeMap, labelPlacements, pointAttributes, pointsInPolygon, withoutOverlaps } from './map-payload.js';
 
 const POINT_RADIUS_PX = 4; // visible at a glance on a 400 px wide panel, small enough for dense clusters
 const RELAYOUT_POLL_MS = 1000; // a refit takes seconds to minutes; once a second is live enough for a status line
@@ -29,7 +22,6 @@ const TOOLTIP_PROMPT_CHARS = 80; // the start of the prompt: enough to recognise
 const HIT_RADIUS_PX = 7; // search hits drawn bigger (and white-ringed) than the other points
 const SELECTED_RING_PX = 7; // selected points: an amber ring drawn over the point, unlike the hits' white one
 const SELECTED_COLOR = [255, 196, 0, 255];
-const LASSO_STEP_PX = 3; // a freehand path keeps a point only this far from the last one: small paths, same shape
 
 export class MapView {
   constructor(container, { getDaemon, thumbs, onOpen, onLasso = null, onCluster = null }) {
@@ -50,12 +42,21 @@ export class MapView {
     this.selected = new Set(); // ids the panel has selected, ringed on the map
     this.selection = null; // {data, selected, indices}: the selected points' rows, kept until either changes
     this.lassoMode = false; // the Lasso button is pressed: every drag draws a lasso instead of panning
-    this.lasso = null; // the lasso being drawn: {pointerId, path, add, cancelled}
     this.measureText = textMeasurer();
     $('#map-relayout').addEventListener('click', () => this.relayout());
     $('#map-reset').addEventListener('click', () => this.resetView());
     $('#map-lasso').addEventListener('click', () => this.setLassoMode(!this.lassoMode));
-    this.listenForLasso();
+    this.lasso = new MapLasso(container, {
+      isReady: () => Boolean(this.deck && this.data),
+      isLassoMode: () => this.lassoMode,
+      onStart: () => ($('#map-tooltip').hidden = true),
+      onClick: ([x, y]) => this.picked(this.deck.pickObject({ x, y, radius: 2 })),
+      onLasso: (path, add) => {
+        const ids = this.idsInside(path);
+        this.container.dataset.lassoed = String(ids.length);
+        if (this.onLasso) this.onLasso(ids, { add });
+      },
+    });
   }
 
   /** Ring these ids (the panel's selection); an empty list rings nothing. */
@@ -68,7 +69,7 @@ export class MapView {
   setLassoMode(on) {
     this.lassoMode = on;
     $('#map-lasso').setAttribute('aria-pressed', String(on));
-    if (!on) this.cancelLasso();
+    if (!on) this.lasso.cancel();
   }
 
   /** Highlight these ids (the grid's current results); an empty list highlights nothing. */
@@ -346,81 +347,6 @@ export class MapView {
     }
   }
 
-  // ---- lasso ----
-  // The map's own listeners run in the capture phase, before deck.gl's (on its canvas) see the event: a drag that
-  // draws a lasso never reaches deck's controller, so the view does not pan under it.
-
-  listenForLasso() {
-    const options = { capture: true };
-    this.container.addEventListener('pointerdown', (event) => this.startLasso(event), options);
-    this.container.addEventListener('pointermove', (event) => this.moveLasso(event), options);
-    this.container.addEventListener('pointerup', (event) => this.endLasso(event), options);
-    this.container.addEventListener('pointercancel', (event) => this.endLasso(event, true), options);
-    // Esc cancels a lasso in progress, before the drawer or the grid take Esc for themselves
-    window.addEventListener('keydown', (event) => {
-      if (event.key !== 'Escape' || !this.lasso || this.lasso.cancelled) return;
-      event.preventDefault();
-      event.stopImmediatePropagation();
-      this.cancelLasso();
-    }, options);
-  }
-
-  startLasso(event) {
-    if (event.button !== 0 || !this.deck || !this.data || this.lasso) return;
-    if (!this.lassoMode && !event.shiftKey) return;
-    event.stopPropagation();
-    event.preventDefault();
-    this.container.setPointerCapture?.(event.pointerId);
-    this.lasso = { pointerId: event.pointerId, path: [this.local(event)], add: addsToSelection(event, this.lassoMode), cancelled: false };
-    $('#map-tooltip').hidden = true;
-  }
-
-  moveLasso(event) {
-    const lasso = this.lasso;
-    if (!lasso || event.pointerId !== lasso.pointerId) return;
-    event.stopPropagation();
-    if (lasso.cancelled) return;
-    const point = this.local(event);
-    const last = lasso.path[lasso.path.length - 1];
-    if (Math.hypot(point[0] - last[0], point[1] - last[1]) < LASSO_STEP_PX) return;
-    lasso.path.push(point);
-    const overlay = $('#map-lasso-overlay');
-    overlay.removeAttribute('hidden'); // an SVG element has no `hidden` property, only the attribute
-    overlay.querySelector('path').setAttribute('d', lassoPath(lasso.path));
-  }
-
-  endLasso(event, cancelled = false) {
-    const lasso = this.lasso;
-    if (!lasso || event.pointerId !== lasso.pointerId) return;
-    event.stopPropagation();
-    this.lasso = null;
-    this.hideLasso();
-    if (this.container.hasPointerCapture?.(event.pointerId)) this.container.releasePointerCapture(event.pointerId);
-    if (cancelled || lasso.cancelled || !this.deck || !this.data) return;
-    const end = this.local(event);
-    lasso.path.push(end);
-    if (!isLasso(lasso.path)) {
-      // a click that wobbled: deck never saw it, so pick what is under it as deck's own click would
-      this.picked(this.deck.pickObject({ x: end[0], y: end[1], radius: 2 }));
-      return;
-    }
-    const ids = this.idsInside(lasso.path);
-    this.container.dataset.lassoed = String(ids.length);
-    if (this.onLasso) this.onLasso(ids, { add: lasso.add || addsToSelection(event, this.lassoMode) });
-  }
-
-  /** Esc: the lasso drawn so far goes; the rest of the drag is swallowed until the button is released. */
-  cancelLasso() {
-    if (this.lasso) this.lasso.cancelled = true;
-    this.hideLasso();
-  }
-
-  hideLasso() {
-    const overlay = $('#map-lasso-overlay');
-    overlay.setAttribute('hidden', '');
-    overlay.querySelector('path').setAttribute('d', '');
-  }
-
   /** Ids of the points inside a screen-space path, each point projected with deck's current viewport. */
   idsInside(path) {
     const viewport = this.deck.getViewports()[0];
@@ -432,12 +358,6 @@ export class MapView {
       screen[2 * i + 1] = sy;
     }
     return pointsInPolygon(screen, path).map((i) => Number(ids[i]));
-  }
-
-  /** An event's position in the map's own pixels (deck's canvas fills the container). */
-  local(event) {
-    const rect = this.container.getBoundingClientRect();
-    return [event.clientX - rect.left, event.clientY - rect.top];
   }
 
   hover(info) {
@@ -473,17 +393,12 @@ export class MapView {
     if (!this.records.has(key)) {
       const album = this.album;
       this.records.set(key, this.getDaemon().get(`/images/${encodeURIComponent(album)}/${id}`).then((record) => ({
-        name: (record.path || '').split(/[\\/]/).pop() || `image ${id}`,
+        name: record.image_name || (record.path || '').split(/[\\/]/).pop() || `image ${id}`, // a board image: its InvokeAI name
         prompt: ((record.metadata && record.metadata.positive_prompt) || '').slice(0, TOOLTIP_PROMPT_CHARS),
       })));
     }
     return this.records.get(key);
   }
-}
-
-/** Ctrl/Cmd adds a lasso to the selection; in lasso mode Shift does too (outside it Shift is what starts a lasso). */
-function addsToSelection(event, lassoMode) {
-  return event.ctrlKey || event.metaKey || (lassoMode && event.shiftKey);
 }
 
 /** Width in pixels of a label in the label font (canvas measureText, cached per text). */
