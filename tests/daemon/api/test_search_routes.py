@@ -65,7 +65,7 @@ async def test_more_like_this_ranks_the_image_itself_first(api: Any, vectors_alb
     expected = (np.argsort(-(vectors_album @ vectors_album[16]))[:5] + 1).tolist()
     assert [hit["id"] for hit in page["results"]] == expected
     assert set(page["results"][0]) == {"id", "name", "score", "width", "height", "created_at", "generator", "model",
-                                       "positive_prompt"}  # fmt: skip
+                                       "positive_prompt", "starred"}  # fmt: skip
     assert page["results"][0]["name"] == "17.png"  # the file's name, for alt texts and the map's tooltip
     assert len(page["results"][0]["positive_prompt"]) == 200
     assert (page["total"], page["offset"], page["limit"]) == (60, 0, 5)
