@@ -13,6 +13,7 @@ export class InvokeAISettings {
   constructor(root, getDaemon) {
     this.getDaemon = getDaemon;
     this.sequence = 0; // only the newest probe's answer may change the form
+    this.typed = false; // the URL field holds text the daemon has not saved yet: a load must not overwrite it
     this.url = el('input', { id: 'invokeai-url', type: 'url', placeholder: 'http://localhost:9090', spellcheck: 'false' });
     this.hint = el('p', { id: 'invokeai-url-hint', class: 'hint url-hint', role: 'status' });
     this.username = el('input', { id: 'invokeai-username', autocomplete: 'off' });
@@ -40,6 +41,7 @@ export class InvokeAISettings {
     );
     const probeLater = debounce(() => this.save({}), PROBE_PAUSE_MS);
     this.url.addEventListener('input', () => {
+      this.typed = true;
       this.sequence += 1; // a probe already in flight is now stale
       this.showProbe({ ok: false, message: '' });
       this.hint.textContent = 'Checking…';
@@ -58,6 +60,9 @@ export class InvokeAISettings {
   }
 
   async load() {
+    // The panel loads Settings once connected and again when the tab opens: a load that starts after the user began
+    // typing would put the saved URL back over the typed one (and make its pending save stale).
+    if (this.typed) return;
     const asked = ++this.sequence;
     const current = await this.getDaemon().get('/settings/invokeai');
     if (asked !== this.sequence) return; // the user started typing meanwhile: don't overwrite the field
@@ -78,6 +83,7 @@ export class InvokeAISettings {
   async save(changes) {
     const sequence = ++this.sequence;
     const url = this.url.value;
+    this.typed = false; // from here the daemon has it: a later load shows what it saved
     await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: url }); // lets the worker match InvokeAI tabs
     let reply;
     try {
