@@ -49,6 +49,12 @@ const SENT_MESSAGE = 'Sent to InvokeAI — press Invoke in the InvokeAI tab';
 // fields not worth a copy icon (nobody pastes a byte count); every other field has one
 export const NO_COPY = new Set(['size', 'dimensions', 'generator']);
 
+/** The name a user knows an image by: a board image's InvokeAI name, else the file's name (`fallback` without one). */
+export function imageName(record, fallback = '') {
+  if (record && record.image_name) return record.image_name;
+  return ((record && record.path) || '').split(/[\\/]/).pop() || fallback;
+}
+
 export function formatBytes(bytes) {
   if (!(bytes >= 0)) return '';
   const units = ['bytes', 'KB', 'MB', 'GB'];
@@ -72,7 +78,7 @@ export function drawerFields(meta, record = {}) {
     // a board album's image lives on the InvokeAI server: its name is what InvokeAI shows, there is no local path
     add('file_name', 'InvokeAI image', record.image_name);
   } else {
-    add('file_name', 'File', path.split(/[\\/]/).pop());
+    add('file_name', 'File', imageName(record));
     add('path', 'Path', path);
   }
   add('created_at', 'Date', meta.created_at ? formatDate(meta.created_at) : '');

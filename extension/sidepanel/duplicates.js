@@ -3,7 +3,7 @@
 // fetched only for the groups scrolled into view; an answer for an album or threshold no longer shown is dropped.
 
 import { el } from '../lib/dom.js';
-import { formatBytes } from './drawer.js';
+import { formatBytes, imageName } from './drawer.js';
 
 export const GROUPS_PER_PAGE = 20; // a couple of screens of groups; the daemon caches the grouping, so more is cheap
 export const MEMBERS_SHOWN = 12; // members drawn per group before "Show all": a big group must not bury the rest
@@ -54,14 +54,13 @@ export function moreText(total, shown) {
 
 /** {name, details} under a thumbnail: the file's name, then dimensions and size where the record has them. */
 export function memberCaption(record) {
-  const path = (record && record.path) || '';
-  const name = path.split(/[\\/]/).pop() || `image ${record && record.id}`;
+  const name = imageName(record, `image ${record && record.id}`);
   const width = record && record.width;
   const height = record && record.height;
   const details = [width && height ? `${width} × ${height}` : '', record && record.size != null ? formatBytes(record.size) : '']
     .filter(Boolean)
     .join(' · ');
-  return { name, details, path };
+  return { name, details, path: (record && record.path) || '' };
 }
 
 /** The one member with the most pixels (the copy worth keeping), or null when no single one is larger. */

@@ -2,6 +2,7 @@
 // results (through the drawer, so its fields follow), Esc closes the lightbox only.
 
 import { $ } from '../lib/dom.js';
+import { imageName } from './drawer.js';
 
 export class Lightbox {
   /** @param {import('./drawer.js').Drawer} drawer  @param {(delta: number) => void} onStep */
@@ -33,7 +34,7 @@ export class Lightbox {
     this.node.hidden = false;
     this.img.src = url;
     this.node.classList.remove('zoomed');
-    const name = record && record.path ? record.path.split(/[\\/]/).pop() : '';
+    const name = imageName(record);
     const size = record && record.width ? ` · ${record.width} × ${record.height}` : '';
     this.caption.textContent = `${name}${size} — click to zoom, ←/→ for the next, Esc to close`;
     $('#lightbox-close').focus();

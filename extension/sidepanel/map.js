@@ -7,6 +7,7 @@ import { Deck, OrthographicView } from '@deck.gl/core';
 import { ScatterplotLayer, TextLayer } from '@deck.gl/layers';
 
 import { $, el } from '../lib/dom.js';
+import { imageName } from './drawer.js';
 import { MapLasso } from './map-lasso.js';
 import { decodeMap, labelPlacements, pointAttributes, pointsInPolygon, withoutOverlaps } from './map-payload.js';
 
@@ -393,7 +394,7 @@ export class MapView {
     if (!this.records.has(key)) {
       const album = this.album;
       this.records.set(key, this.getDaemon().get(`/images/${encodeURIComponent(album)}/${id}`).then((record) => ({
-        name: record.image_name || (record.path || '').split(/[\\/]/).pop() || `image ${id}`, // a board image: its InvokeAI name
+        name: imageName(record, `image ${id}`),
         prompt: ((record.metadata && record.metadata.positive_prompt) || '').slice(0, TOOLTIP_PROMPT_CHARS),
       })));
     }

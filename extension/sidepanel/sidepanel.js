@@ -1,12 +1,13 @@
 // Side panel entry: connection state, album picker, view tabs; each view lives in its own module.
 
+import { isBoardAlbum } from '../settings/album-boards.js';
 import { AlbumManager } from '../settings/albums.js';
 import { InvokeAISettings } from '../settings/invokeai.js';
 import { connectDaemon, Daemon } from '../lib/daemon.js';
 import { $, copyText, el } from '../lib/dom.js';
 import { CONNECTION, LOCAL, SESSION } from '../lib/messages.js';
 import { isActive, progressText } from '../lib/progress.js';
-import { Drawer } from './drawer.js';
+import { Drawer, imageName } from './drawer.js';
 import { DuplicatesView } from './duplicates.js';
 import { AlbumFollower } from './follow.js';
 import { ResultGrid } from './grid.js';
@@ -66,7 +67,7 @@ const drawer = new Drawer({
   onMoreLikeThis: (current) => {
     drawer.close();
     showView('grid');
-    const name = current.record.image_name || (current.record.path || '').split(/[\\/]/).pop() || `image ${current.id}`;
+    const name = imageName(current.record, `image ${current.id}`);
     search.setImageQuery({ id: current.id, label: `Like ${name}`, thumbUrl: $('#drawer-image').src });
   },
 });
@@ -130,8 +131,7 @@ function emptyState({ total, notIndexed = false }) {
   }
   if (total !== 0) return null;
   if (search.isFiltered()) return { text: 'No images match this search.', action: { label: 'Clear search', run: () => search.clear() } };
-  const boards = panel.albums.find((a) => a.key === panel.album)?.source === 'invokeai';
-  if (boards) return { text: `No images in the InvokeAI boards of "${name}" yet. New images there come in by themselves, or edit the album's boards.`, action: { label: 'Open Albums', run: () => showView('albums') } };
+  if (isBoardAlbum(panel.albums.find((a) => a.key === panel.album))) return { text: `No images in the InvokeAI boards of "${name}" yet. New images there come in by themselves, or edit the album's boards.`, action: { label: 'Open Albums', run: () => showView('albums') } };
   return { text: `No images found in the folders of "${name}". Add images there, or edit the album's folders.`, action: { label: 'Open Albums', run: () => showView('albums') } };
 }
 
