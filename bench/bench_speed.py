@@ -264,16 +264,17 @@ def decode_only(make_pool: Callable[[], Executor], paths: list[Path]) -> Rate:
     return measured(len(paths), work)
 
 
-def index_run(model_name: str, folder: Path, data_dir: Path) -> Rate:
-    """(c) the project's real path: IndexRun into a real Store through a ModelRunner, model loaded beforehand."""
+def index_run(model_name: str, folder: Path, data_dir: Path, precision: str = "fp32") -> Rate:
+    """(c) the project's real path: IndexRun into a real Store through a ModelRunner, model loaded beforehand; it
+    embeds from InvokeAI thumbnails by itself, and `precision` is config.json's model_precision (c8: int8)."""
     import open_clip
 
-    runner = ModelRunner(model_name, "none")
+    runner = ModelRunner(model_name, "none", precision=precision)
     try:
         asyncio.run(runner.encode_texts(["warm up"]))  # loads the model now: its load is not indexing throughput
         dim = open_clip.get_model_config(model_name)["embed_dim"]
         store = Store(data_dir)
-        table = store.create("bench", TableInfo(model=model_name, pretrained="none", dim=dim))
+        table = store.create("bench", TableInfo(model=model_name, pretrained="none", dim=dim, precision=precision))
         album = AlbumConfig(key="bench", display_name="Bench", folders=[str(folder)])
         marks: dict[str, float] = {}
 
@@ -371,9 +372,9 @@ def fmt(values: np.ndarray) -> str:
 
 def print_rows(rows: list[Any]) -> None:
     """One model's tables and ratios, printed as soon as it is measured (a later model's failure keeps them)."""
-    keys = ("a", "b", "b8", "c", "d0", "d1", "d3", "d13")
-    header = ("| model | (a) naive | (b) bare fwd | (b) int8 fwd | (c) IndexRun* | (d0) | (d1) thumbs | (d3) int8 "
-              "| (d1+3) |")
+    keys = ("a", "b", "b8", "c", "c8", "d0", "d1", "d3", "d13")
+    header = ("| model | (a) naive | (b) bare fwd | (b) int8 fwd | (c) IndexRun* | (c8) IndexRun int8* | (d0) "
+              "| (d1) thumbs | (d3) int8 | (d1+3) |")
     for title, value in (("wall img/s", lambda r: r.img_s), ("CPU ms per image", lambda r: r.cpu_ms)):
         print(f"{title}\n{header}\n" + "|---" * (len(keys) + 1) + "|")
         for name, rate, *_ in rows:
@@ -382,10 +383,10 @@ def print_rows(rows: list[Any]) -> None:
     print("* (c) CPU: the daemon's side only (scan, decode, store); the model runs in its own process\n")
     print("ratios, wall (and from CPU cost), ÷ bare fp32 forward (b) and ÷ naive (a):")
     for name, r, gen_cos, fix_cos, int8_cos in rows:
-        for key, label in (("c", "IndexRun today"), ("d0", "lever pipeline, no lever"), ("d1", "+ thumbnails"),
+        for key, label in (("c", "IndexRun, fp32"), ("c8", "IndexRun, int8"), ("d0", "lever pipeline, no lever"), ("d1", "+ thumbnails"),
                            ("d3", "+ int8"), ("d13", "+ thumbnails + int8")):  # fmt: skip
             wall_b, wall_a = r[key].img_s / r["b"].img_s, r[key].img_s / r["a"].img_s
-            if key == "c":  # its CPU figure misses the model process
+            if key in ("c", "c8"):  # its CPU figure misses the model process
                 print(f"  {name} {label}: {wall_b:.2f}x bare, {wall_a:.2f}x naive")
                 continue
             cpu_b, cpu_a = r["b"].cpu_ms / r[key].cpu_ms, r["a"].cpu_ms / r[key].cpu_ms
@@ -440,6 +441,7 @@ def main() -> None:
                 "b": bare_forward(fp32, pixels, count),
                 "b8": bare_forward(int8, pixels, count),
                 "c": index_run(name, images, tmp / f"data-{name}"),
+                "c8": index_run(name, images, tmp / f"data-{name}-int8", "int8"),
                 "d0": lever_pipeline(fp32, paths, decode_pixels),
                 "d1": lever_pipeline(fp32, paths, decode_via_thumbnail),
                 "d3": lever_pipeline(int8, paths, decode_pixels),

@@ -83,16 +83,17 @@ export class InvokeAISettings {
   async save(changes) {
     const sequence = ++this.sequence;
     const url = this.url.value;
-    this.typed = false; // from here the daemon has it: a later load shows what it saved
     await chrome.storage.local.set({ [LOCAL.INVOKEAI_URL]: url }); // lets the worker match InvokeAI tabs
     let reply;
     try {
       reply = await this.getDaemon().put('/settings/invokeai', { url, ...changes });
     } catch (err) {
       if (sequence === this.sequence) this.showProbe({ ok: false, message: err.message });
-      return null;
+      return null; // not saved: the typed URL stays the user's, no load may replace it
     }
     if (sequence !== this.sequence) return reply;
+    // Only now does the daemon have it: a load that ran while the PUT was in flight would have read the old URL.
+    this.typed = false;
     this.showPasswordState(reply.password_set);
     this.boardId = reply.board_id ?? null;
     this.showProbe(reply.probe);
