@@ -8,9 +8,10 @@ is the architecture's):
       runs 2 batches per thread ahead (a DataLoader's prefetch), batch 8, then the forward;
   (b) bare forward on pre-decoded tensors, batch 32 (the ceiling);
   (c) IndexRun end to end through the project's real path (ModelRunner, IndexRun, a LanceDB Store), model load
-      excluded (the model is loaded before the run; timing starts at the "embedding" phase);
+      excluded (the model is loaded before the run; timing starts at the "embedding" phase); IndexRun embeds from
+      the thumbnails by itself; (c8) the same at model_precision int8, i.e. with both levers;
   (d) each lever alone, in a bench-local pipeline shaped like IndexRun (DECODE_WORKERS decoders overlapped with the
-      forward, batch 32, no store), so a lever's gain is measured before it is wired into IndexRun:
+      forward, batch 32, no store), so each lever's own gain shows:
       d0 as today, d1 thumbnails (index/sources.py), d3 int8 image tower (model/quantize.py), d1+3 both;
       plus lever 2: decode-only rate of a thread pool against a process pool of the same size.
   Quality: cosine between the thumbnail's and the full image's vectors (generated set and tests/fixtures), and
