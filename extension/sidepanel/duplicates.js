@@ -85,6 +85,7 @@ export class DuplicatesView {
     this.onOpen = onOpen;
     this.onBack = onBack;
     this.album = null;
+    this.opened = null; // the image last opened in the drawer from here: ←/→ walk on from it
     this.threshold = null; // null until the daemon's first answer says its default
     this.groups = [];
     this.total = 0;
@@ -280,10 +281,27 @@ export class DuplicatesView {
 
   memberNode(id) {
     const img = el('img', { alt: `image ${id}`, draggable: 'false' });
-    const thumb = el('button', { type: 'button', class: 'dup-thumb', title: 'Open in the drawer', onclick: () => this.onOpen(id) }, img);
+    const thumb = el('button', { type: 'button', class: 'dup-thumb', title: 'Open in the drawer', onclick: () => this.open(id) }, img);
     const name = el('span', { class: 'dup-name', text: `image ${id}` });
     const details = el('span', { class: 'dup-details' });
     return el('figure', { class: 'dup-member', dataset: { id } }, thumb, el('figcaption', {}, name, details));
+  }
+
+  open(id) {
+    this.opened = id;
+    this.onOpen(id);
+  }
+
+  /** The drawer's ←/→ from an image opened here: the next or previous copy shown on this screen, groups in order. */
+  step(delta) {
+    const buttons = [...this.list.querySelectorAll('.dup-member')];
+    const at = buttons.findIndex((member) => member.dataset.id === String(this.opened));
+    if (at < 0) return;
+    const next = buttons[Math.max(0, Math.min(buttons.length - 1, at + delta))];
+    if (next === buttons[at]) return;
+    next.scrollIntoView({ block: 'nearest' });
+    next.querySelector('.dup-thumb').focus({ preventScroll: true }); // Esc then leaves the focus where the drawer was
+    this.open(Number(next.dataset.id));
   }
 
   onVisible(entries) {

@@ -62,7 +62,7 @@ const drawer = new Drawer({
   getDaemon,
   thumbs,
   getBackend,
-  onStep: (delta) => grid.step(delta),
+  onStep: (delta) => (panel.view === 'duplicates' ? duplicates.step(delta) : grid.step(delta)), // where it was opened
   onStarred: () => grid.refresh().catch((err) => showSearchError(err)),
   onMoreLikeThis: (current) => {
     drawer.close();

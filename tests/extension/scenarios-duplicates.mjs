@@ -83,6 +83,15 @@ export const DUPLICATE_SCENARIOS = {
     await page.click(`#dup-groups .dup-member[data-id="${target}"] .dup-thumb`);
     await page.waitForSelector('#drawer:not([hidden]) #drawer-fields dd[data-field="file_name"]', { timeout: WAIT_MS });
     seen.drawer = { id: target, file: await page.textContent('#drawer-fields dd[data-field="file_name"]') };
+    // ← walks to the copy beside it on this screen (not to the grid's neighbour)
+    await page.keyboard.press('ArrowLeft');
+    await page.waitForFunction(
+      (before) => document.querySelector('#drawer-fields dd[data-field="file_name"]').textContent !== before,
+      seen.drawer.file,
+      { timeout: WAIT_MS },
+    );
+    seen.stepped = { id: seen.captioned.groups[0].ids[0], file: await page.textContent('#drawer-fields dd[data-field="file_name"]') };
+    seen.stayedOnScreen = await page.$eval('#view-duplicates', (view) => !view.hidden);
     await page.click('#drawer-close');
     await page.waitForSelector('#drawer', { state: 'hidden', timeout: WAIT_MS });
 

@@ -76,6 +76,8 @@ def test_near_duplicates_show_side_by_side_open_the_drawer_and_say_when_there_ar
 
     names = {image_id: name for name, image_id in ids.items()}
     assert seen["drawer"]["file"] == names[seen["drawer"]["id"]], "a thumbnail opens that image in the drawer"
+    assert seen["stepped"]["file"] == names[seen["stepped"]["id"]], "← opens the copy beside it on this screen"
+    assert seen["stayedOnScreen"], "walking the drawer keeps the near-duplicates screen"
     strict = seen["strict"]
     assert strict["summary"].endswith("≥ 0.99") and [g["ids"] for g in strict["groups"]] == [copies]
 
