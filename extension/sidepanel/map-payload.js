@@ -67,28 +67,30 @@ export function shortLabel(text, maxChars = LABEL_MAX_CHARS) {
 }
 
 /**
- * The cluster labels worth drawing: one per distinct text (the biggest cluster keeps it), biggest first, and each
+ * The cluster labels worth drawing: one per distinct text (the biggest cluster's), biggest first, and each
  * anchored towards the inside of the map so a label near an edge is not cut off. `text` is what is drawn; two labels
- * whose words are the same (in any order), or that read the same once shortened, are drawn once. Pure, for unit tests.
+ * whose words are the same (in any order), or that read the same once shortened, are drawn once; `members` lists the
+ * ids of every cluster a drawn label stands for (its own first). Pure, for unit tests.
  */
 export function labelPlacements(clusters, bounds) {
   const [minX, , maxX] = bounds || [0, 0, 1, 1];
   const span = Math.max(maxX - minX, 1e-6);
-  const seen = new Set();
-  return [...(clusters || [])]
-    .filter((c) => labelKey(c.label))
-    .sort((a, b) => b.count - a.count)
-    .map((c) => ({ ...c, text: shortLabel(c.label) }))
-    .filter((c) => {
-      const keys = [labelKey(c.label), labelKey(c.text)];
-      if (keys.some((key) => seen.has(key))) return false;
-      keys.forEach((key) => seen.add(key));
-      return true;
-    })
-    .map((c) => {
-      const at = (c.x - minX) / span;
-      return { ...c, anchor: at < 0.25 ? 'start' : at > 0.75 ? 'end' : 'middle' };
-    });
+  const shownBy = new Map(); // label key -> the placed label that already shows that text
+  const placed = [];
+  for (const c of [...(clusters || [])].filter((c) => labelKey(c.label)).sort((a, b) => b.count - a.count)) {
+    const text = shortLabel(c.label);
+    const keys = [labelKey(c.label), labelKey(text)];
+    const owner = keys.map((key) => shownBy.get(key)).find(Boolean);
+    if (owner) {
+      owner.members.push(c.id); // drawn once, but a click on it filters to every cluster it stands for
+      continue;
+    }
+    const at = (c.x - minX) / span;
+    const label = { ...c, text, members: [c.id], anchor: at < 0.25 ? 'start' : at > 0.75 ? 'end' : 'middle' };
+    keys.forEach((key) => shownBy.set(key, label));
+    placed.push(label);
+  }
+  return placed;
 }
 
 /**

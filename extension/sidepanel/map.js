@@ -342,7 +342,8 @@ export class MapView {
     if (!info || !info.layer || !this.data) return;
     if (info.layer.id === 'points' && info.index >= 0) this.onOpen(Number(this.data.ids[info.index]));
     else if (info.layer.id === 'labels' && info.object) {
-      const { id: cluster, label } = info.object;
+      const { members, label } = info.object;
+      const cluster = members.length > 1 ? members : members[0]; // one label for several clusters: all of them
       this.container.dataset.cluster = String(cluster);
       if (this.onCluster) this.onCluster({ cluster, label });
     }

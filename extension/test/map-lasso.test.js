@@ -76,6 +76,7 @@ test('labels: the same words in any order or case are one label; long ones are c
   assert.deepEqual(placed.map((c) => c.id), [0, 2, 5], 'no label text is drawn twice, blanks are not drawn');
   assert.deepEqual(placed.map((c) => c.text), ['beach, sunset', 'watercolor, mountains…', 'dog']);
   assert.equal(placed[1].label, 'watercolor, mountains, lighthouse', 'the full text stays for the click');
+  assert.deepEqual(placed.map((c) => c.members), [[0, 1], [2, 3], [5]], 'a label drawn once stands for every cluster it merged');
 });
 
 test('labels stay inside the view: shifted in at the edges, dropped when off screen or too wide', () => {

@@ -132,7 +132,7 @@ export const MAP_SCENARIOS = {
       await page.mouse.click(lx, ly);
       await page.waitForSelector('#view-grid:not([hidden])', { timeout: WAIT_MS });
       await page.waitForSelector('#filter-chips:not([hidden]) .chip', { timeout: WAIT_MS });
-      seen.clicked = { cluster: Number(await page.getAttribute('#map', 'data-cluster')), id: label.id, label: label.label };
+      seen.clicked = { cluster: await page.getAttribute('#map', 'data-cluster'), members: label.members, label: label.label };
       seen.chips = await page.$$eval('#filter-chips .chip', (chips) => chips.map((c) => ({ field: c.dataset.field, text: c.textContent })));
     }
     return seen;

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +21,8 @@ SEED_NOT_A_NUMBER = "Seed must be a whole number, e.g. 1234567890"
 # What images without generation metadata are called: the metadata model's own name for an unknown generator.
 UNKNOWN_GENERATOR = "unknown"
 MAX_FILTER_IDS = 10_000  # the selection routes' bound too: a lasso over a whole big map is sent as a filter, not ids
+MAX_FILTER_CLUSTERS = 1_000  # one map label can stand for several clusters with the same words; far more than a map has
+ClusterId = Annotated[int, Field(ge=-1, le=2**31 - 1)]  # a map cluster id; -1 is HDBSCAN's noise
 
 
 class SearchFilters(BaseModel):
@@ -37,7 +39,10 @@ class SearchFilters(BaseModel):
     generator: str | None = Field(default=None, max_length=64)  # case-insensitive; "unknown" includes no metadata
     prompt: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)  # case-insensitive substring of the prompt
     starred: bool | None = None  # True: only starred (InvokeAI stars, or a folder album's local favourites)
-    cluster: int | None = Field(default=None, ge=-1, le=2**31 - 1)  # a map cluster id (-1: noise), "click a cluster"
+    # "click a cluster": one id, or the ids of every cluster one merged map label stands for
+    cluster: ClusterId | Annotated[list[ClusterId], Field(max_length=MAX_FILTER_CLUSTERS)] | None = Field(
+        default=None, union_mode="left_to_right"
+    )
     ids: list[int] | None = Field(default=None, max_length=MAX_FILTER_IDS)  # a selection: "open in grid"
 
     @field_validator("seed", mode="before")
@@ -128,8 +133,11 @@ def filters_to_where(filters: SearchFilters | None) -> str | None:
         clauses.append(_contains("positive_prompt", filters.prompt))
     if filters.starred is not None:
         clauses.append("starred" if filters.starred else "(starred IS NULL OR NOT starred)")
-    if filters.cluster is not None:
+    if isinstance(filters.cluster, int):
         clauses.append(f"cluster = {int(filters.cluster)}")
+    elif filters.cluster is not None:
+        wanted_clusters = sorted({int(cluster) for cluster in filters.cluster})
+        clauses.append(f"cluster IN ({', '.join(map(str, wanted_clusters))})" if wanted_clusters else "FALSE")
     if filters.ids is not None:
         # Validated ints, written back by int(): nothing from the request reaches the SQL as text.
         wanted = sorted({int(row_id) for row_id in filters.ids if 0 <= row_id <= INT64_MAX})

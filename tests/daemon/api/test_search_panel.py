@@ -225,6 +225,13 @@ async def test_starred_cluster_and_selection_filters(api: Any, fixtures_album: d
     assert [hit["id"] for hit in starred["results"]] == [star]
     assert (await search(api, {"filters": {"starred": False}}))["total"] == len(fixtures_album) - 1
     assert [hit["id"] for hit in (await search(api, {"filters": {"cluster": 7}}))["results"]] == [other]
+    table.update_columns([{"id": star, "cluster": 9}])  # a map label drawn once for clusters 7 and 9 asks for both
+    merged = await search(api, {"filters": {"cluster": [9, 7]}})
+    assert {hit["id"] for hit in merged["results"]} == {star, other}
+    assert (await search(api, {"filters": {"cluster": []}}))["total"] == 0
+    for bad in ([-2], list(range(1_001)), ["seven"]):
+        refused = await api.post("/api/v1/albums/real/search", json={"filters": {"cluster": bad}})
+        assert refused.status == 422 and "error" in await refused.json(), bad
     chosen = await search(api, {"filters": {"ids": [star, other, 10**12]}})  # "open in grid": unknown ids drop out
     assert {hit["id"] for hit in chosen["results"]} == {star, other}
     assert (await search(api, {"filters": {"ids": []}}))["total"] == 0
