@@ -70,7 +70,7 @@ export function shortLabel(text, maxChars = LABEL_MAX_CHARS) {
  * The cluster labels worth drawing: one per distinct text (the biggest cluster's), biggest first, and each
  * anchored towards the inside of the map so a label near an edge is not cut off. `text` is what is drawn; two labels
  * whose words are the same (in any order), or that read the same once shortened, are drawn once; `members` lists the
- * ids of every cluster a drawn label stands for (its own first). Pure, for unit tests.
+ * ids of every cluster a drawn label stands for (its own first), `total` their images. Pure, for unit tests.
  */
 export function labelPlacements(clusters, bounds) {
   const [minX, , maxX] = bounds || [0, 0, 1, 1];
@@ -83,10 +83,11 @@ export function labelPlacements(clusters, bounds) {
     const owner = keys.map((key) => shownBy.get(key)).find(Boolean);
     if (owner) {
       owner.members.push(c.id); // drawn once, but a click on it filters to every cluster it stands for
+      owner.total += c.count;
       continue;
     }
     const at = (c.x - minX) / span;
-    const label = { ...c, text, members: [c.id], anchor: at < 0.25 ? 'start' : at > 0.75 ? 'end' : 'middle' };
+    const label = { ...c, text, members: [c.id], total: c.count, anchor: at < 0.25 ? 'start' : at > 0.75 ? 'end' : 'middle' };
     keys.forEach((key) => shownBy.set(key, label));
     placed.push(label);
   }

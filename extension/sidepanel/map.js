@@ -46,6 +46,7 @@ export class MapView {
     this.measureText = textMeasurer();
     $('#map-relayout').addEventListener('click', () => this.relayout());
     $('#map-reset').addEventListener('click', () => this.resetView());
+    $('#map-clusters').addEventListener('change', (event) => this.pickCluster(event.target));
     $('#map-lasso').addEventListener('click', () => this.setLassoMode(!this.lassoMode));
     this.lasso = new MapLasso(container, {
       isReady: () => Boolean(this.deck && this.data),
@@ -109,7 +110,35 @@ export class MapView {
     $('#map-relayout').disabled = true;
     $('#map-reset').disabled = true;
     $('#map-lasso').disabled = true;
+    this.listClusters([]);
     this.setLassoMode(false);
+  }
+
+  /**
+   * The cluster list beside the map's buttons: every label (biggest first, merged ones once) as a choice, so the
+   * keyboard reaches what the canvas labels offer a pointer, including labels hidden at this zoom.
+   */
+  listClusters(labels) {
+    const select = $('#map-clusters');
+    this.clusterChoices = labels;
+    select.replaceChildren(
+      el('option', { value: '', text: `Clusters (${labels.length})` }),
+      ...labels.map((label, i) => el('option', { value: String(i), text: `${label.text} (${label.total.toLocaleString()})` })),
+    );
+    select.hidden = labels.length === 0;
+  }
+
+  pickCluster(select) {
+    const label = this.clusterChoices && this.clusterChoices[Number(select.value)];
+    select.value = ''; // a choice, not a state: the grid's chip shows what is filtered
+    if (label) this.showCluster(label);
+  }
+
+  /** The grid, filtered to a label's clusters (one label drawn for several stands for all of them). */
+  showCluster({ members, label }) {
+    const cluster = members.length > 1 ? members : members[0];
+    this.container.dataset.cluster = String(cluster);
+    if (this.onCluster) this.onCluster({ cluster, label });
   }
 
   /** Draw `album`'s map, narrowed by the search form's `filters` (the same SearchFilters the search takes). */
@@ -138,6 +167,7 @@ export class MapView {
     $('#map-relayout').disabled = false;
     $('#map-reset').disabled = false;
     $('#map-lasso').disabled = false;
+    this.listClusters(labelPlacements(header.clusters, header.bounds));
     this.container.dataset.frames = '0';
     status.textContent =
       header.count === 0
@@ -342,10 +372,7 @@ export class MapView {
     if (!info || !info.layer || !this.data) return;
     if (info.layer.id === 'points' && info.index >= 0) this.onOpen(Number(this.data.ids[info.index]));
     else if (info.layer.id === 'labels' && info.object) {
-      const { members, label } = info.object;
-      const cluster = members.length > 1 ? members : members[0]; // one label for several clusters: all of them
-      this.container.dataset.cluster = String(cluster);
-      if (this.onCluster) this.onCluster({ cluster, label });
+      this.showCluster(info.object);
     }
   }
 

@@ -77,6 +77,7 @@ test('labels: the same words in any order or case are one label; long ones are c
   assert.deepEqual(placed.map((c) => c.text), ['beach, sunset', 'watercolor, mountains…', 'dog']);
   assert.equal(placed[1].label, 'watercolor, mountains, lighthouse', 'the full text stays for the click');
   assert.deepEqual(placed.map((c) => c.members), [[0, 1], [2, 3], [5]], 'a label drawn once stands for every cluster it merged');
+  assert.deepEqual(placed.map((c) => c.total), [14, 7, 2]);
 });
 
 test('labels stay inside the view: shifted in at the edges, dropped when off screen or too wide', () => {

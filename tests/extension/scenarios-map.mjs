@@ -134,6 +134,25 @@ export const MAP_SCENARIOS = {
       await page.waitForSelector('#filter-chips:not([hidden]) .chip', { timeout: WAIT_MS });
       seen.clicked = { cluster: await page.getAttribute('#map', 'data-cluster'), members: label.members, label: label.label };
       seen.chips = await page.$$eval('#filter-chips .chip', (chips) => chips.map((c) => ({ field: c.dataset.field, text: c.textContent })));
+
+      // 7. the same from the keyboard: the cluster list beside the map's buttons is in the tab order
+      await openView(page, 'map');
+      await page.waitForSelector('#map-clusters:not([hidden])', { timeout: WAIT_MS });
+      seen.clusterList = await page.$eval('#map-clusters', (select) => ({
+        options: [...select.options].map((o) => o.textContent),
+        tabbable: select.tabIndex >= 0 && !select.disabled,
+      }));
+      const choice = map.labels.length > 1 ? 2 : 1; // another label than the one clicked, where there is one
+      await page.focus('#map-clusters');
+      await page.selectOption('#map-clusters', String(choice - 1));
+      await page.waitForSelector('#view-grid:not([hidden])', { timeout: WAIT_MS });
+      const wanted = map.labels[choice - 1].label;
+      await page.waitForFunction(
+        (text) => [...document.querySelectorAll('#filter-chips .chip')].some((c) => c.textContent.startsWith(`Cluster: ${text}`)),
+        wanted,
+        { timeout: WAIT_MS },
+      );
+      seen.picked = { label: wanted, members: map.labels[choice - 1].members, cluster: await page.getAttribute('#map', 'data-cluster') };
     }
     return seen;
   },
