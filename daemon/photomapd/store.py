@@ -55,6 +55,7 @@ _ROW_DEFAULTS: dict[str, Any] = {"loras": [], "has_recallable": False, "metadata
 # Versions kept after pruning: enough to read a table while a write lands, few enough that a gallery watched for a
 # year does not keep a year of manifests (every 32-image batch is one version).
 KEEP_VERSIONS = 4
+NOTHING_TO_PRUNE = timedelta(days=3650)  # an optimize that only compacts: no version is that old
 # Commits (each a small fragment and a version) before `tidy` compacts and prunes. Compaction rewrites every fragment
 # below LanceDB's target size, which for a table under a million rows is all of it: 213 MB and ~1 s at 100k rows
 # (BENCHMARKS.md "Search history"), most of a watcher event's cost if done per event; 50 small fragments cost a scan
@@ -152,6 +153,10 @@ def missing_nullable_fields(schema: pa.Schema, dim: int) -> list[pa.Field]:
     wanted = image_row_model(dim).to_arrow_schema()
     have = set(schema.names)
     return [field for field in wanted if field.name not in have and field.nullable]
+
+
+def _utc(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)  # LanceDB lists naive UTC times
 
 
 def sql_quote(value: str) -> str:
@@ -454,6 +459,9 @@ class AlbumTable:
         Housekeeping: a failure is logged and never fails the run that asked for it.
         """
         try:
+            # Two calls: compaction and index updates commit versions of their own, so the versions to keep are
+            # counted only once those exist; the second call has nothing left to merge and only prunes.
+            self._table.optimize(cleanup_older_than=NOTHING_TO_PRUNE)
             self._table.optimize(cleanup_older_than=self._age_of_oldest_kept_version())
         except Exception:
             log.warning("compacting %s failed", self.name, exc_info=True)
@@ -470,14 +478,18 @@ class AlbumTable:
             self.compact()
 
     def _age_of_oldest_kept_version(self) -> timedelta:
+        """An age that LanceDB's prune ("older than now - age") cuts between the newest KEEP_VERSIONS and the rest.
+
+        LanceDB reads its own clock a moment after ours, which moves the cut later by that moment: aiming at the
+        midpoint between the oldest kept version and the newest pruned one leaves half their gap for it.
+        """
         # Listing versions costs O(versions): fine here (once per run, on the owner's thread), never on a read path.
-        stamps = sorted((entry["timestamp"] for entry in self._table.list_versions()), reverse=True)
+        stamps = sorted((_utc(entry["timestamp"]) for entry in self._table.list_versions()), reverse=True)
         if len(stamps) <= KEEP_VERSIONS:
-            return timedelta(days=3650)  # nothing to prune
-        cutoff = stamps[KEEP_VERSIONS - 1]
-        if cutoff.tzinfo is None:
-            cutoff = cutoff.replace(tzinfo=timezone.utc)
-        return max(datetime.now(timezone.utc) - cutoff, timedelta(0))
+            return NOTHING_TO_PRUNE
+        kept, pruned = stamps[KEEP_VERSIONS - 1], stamps[KEEP_VERSIONS]
+        cut = pruned + (kept - pruned) / 2
+        return max(datetime.now(timezone.utc) - cut, timedelta(0))
 
     def version_count(self) -> int:
         """How many versions are kept on disk (benchmarks and tests; a write-path cost, never called on reads)."""

@@ -117,7 +117,9 @@ def test_compact_prunes_old_versions_and_keeps_a_few(store: Store) -> None:
         table.upsert([row(i + 1, f"/p/{i}.png")])
     assert table.version_count() > 20
     table.compact()
-    assert table.version_count() <= KEEP_VERSIONS + 1  # + the compaction's own commit
+    # The newest KEEP_VERSIONS, counted once compaction's own commits exist. The prune cuts by time: one either way
+    # for a machine so loaded that LanceDB reads its clock late.
+    assert KEEP_VERSIONS - 1 <= table.version_count() <= KEEP_VERSIONS + 1
     assert table.count() == 20
 
 

@@ -574,6 +574,8 @@ export const SCENARIOS = {
     await connected(page);
     await thumbnailsShown(page, 1);
     await openView(page, 'albums');
+    // the list fills once the view's load answers: an empty list before that is not "no albums left"
+    await page.waitForSelector('#album-list .album', { timeout: WAIT_MS });
     for (;;) {
       const key = await page.$eval('#album-list', (list) => list.querySelector('.album')?.dataset.key || null);
       if (!key) break;
