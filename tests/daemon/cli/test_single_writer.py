@@ -95,7 +95,10 @@ def test_index_through_the_daemon_draws_its_progress_and_fills_its_table(
 
 
 def test_ctrl_c_stops_following_and_the_daemon_goes_on_indexing(tmp_path: Path, start_daemon: StartDaemon) -> None:
-    seed_album("demo", tmp_path / "demo", 4)
+    # Enough images that the run outlasts a slow poll: with 4, a loaded machine once saw the CLI finish between the
+    # poll that found the run going and the Ctrl-C (which then reached no process).
+    images = 48
+    seed_album("demo", tmp_path / "demo", images)
     daemon = start_daemon()
     cli = photomapd_in_background(tmp_path / "cli.log", "index", "demo", "--quiet")
 
@@ -104,11 +107,12 @@ def test_ctrl_c_stops_following_and_the_daemon_goes_on_indexing(tmp_path: Path, 
         return albums_by_key(daemon.port)["demo"]["progress"]["phase"] in ("scanning", "loading_model")
 
     wait_until(run_started, "the daemon to start the run")
+    assert cli.poll() is None, "the CLI finished before the Ctrl-C: the run was too short to interrupt"
     cli.send_signal(signal.SIGINT)
     assert cli.wait(timeout=CLI_S) == 130
     assert "Stopped following; the daemon goes on indexing 'demo'" in (tmp_path / "cli.log").read_text()
     assert "Traceback" not in (tmp_path / "cli.log").read_text()
-    wait_until(lambda: albums_by_key(daemon.port)["demo"]["indexed_count"] == 4, "the daemon to finish", CLI_S)
+    wait_until(lambda: albums_by_key(daemon.port)["demo"]["indexed_count"] == images, "the daemon to finish", CLI_S)
 
 
 def test_a_second_cli_waits_for_the_one_holding_the_lock(tmp_path: Path) -> None:
