@@ -71,8 +71,15 @@ def photomapd_in_background(log: Path, *args: str) -> subprocess.Popen[str]:
     """A CLI run whose stderr goes to `log` (read it while it runs); stdout is a pipe for the summary."""
     with open(log, "w") as err:
         return subprocess.Popen(
-            [*PHOTOMAPD, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True
-        )
+            [*PHOTOMAPD, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
+            preexec_fn=_ctrl_c_as_on_a_terminal,
+        )  # fmt: skip
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    # A test run started in the background by a script (`cmd &`) ignores SIGINT, and a child inherits that; Python
+    # then never turns Ctrl-C into KeyboardInterrupt. A user's terminal delivers it: give the CLI that default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def photomapd_on_a_tty(*args: str, timeout_s: float = CLI_S) -> tuple[int, str, str]:
