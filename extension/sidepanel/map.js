@@ -162,12 +162,13 @@ export class MapView {
       this.clear('No map yet: the album has no indexed images. Press Update Index in Albums.', album);
       return;
     }
+    data.labels = labelPlacements(header.clusters, header.bounds); // once per payload: every redraw filters these
     this.data = data;
     $('#map-empty').hidden = true;
     $('#map-relayout').disabled = false;
     $('#map-reset').disabled = false;
     $('#map-lasso').disabled = false;
-    this.listClusters(labelPlacements(header.clusters, header.bounds));
+    this.listClusters(data.labels);
     this.container.dataset.frames = '0';
     status.textContent =
       header.count === 0
@@ -315,7 +316,7 @@ export class MapView {
 
   /** Distinct labels, kept inside the map, none on top of a bigger cluster's label at the current zoom. */
   visibleLabels(data) {
-    const placed = labelPlacements(data.header.clusters, data.header.bounds);
+    const placed = data.labels;
     const view = this.viewState || this.initialViewState(data);
     const scale = 2 ** view.zoom;
     const [cx, cy] = view.target;

@@ -95,6 +95,12 @@ def _end_of(value: date | datetime) -> datetime | None:
     return datetime.combine(value + timedelta(days=1), time.min)
 
 
+def _one_of(column: str, values: list[int]) -> str:
+    # Validated ints, written back by int(): nothing from the request reaches the SQL as text.
+    wanted = sorted({int(value) for value in values})
+    return f"{column} IN ({', '.join(map(str, wanted))})" if wanted else "FALSE"
+
+
 def _contains(column_sql: str, value: str) -> str:
     """`column_sql` holds `value`, ignoring case; a null column holds nothing."""
     return f"strpos(lower({column_sql}), lower({sql_quote(value)})) > 0"
@@ -133,13 +139,9 @@ def filters_to_where(filters: SearchFilters | None) -> str | None:
         clauses.append(_contains("positive_prompt", filters.prompt))
     if filters.starred is not None:
         clauses.append("starred" if filters.starred else "(starred IS NULL OR NOT starred)")
-    if isinstance(filters.cluster, int):
-        clauses.append(f"cluster = {int(filters.cluster)}")
-    elif filters.cluster is not None:
-        wanted_clusters = sorted({int(cluster) for cluster in filters.cluster})
-        clauses.append(f"cluster IN ({', '.join(map(str, wanted_clusters))})" if wanted_clusters else "FALSE")
+    if filters.cluster is not None:
+        clusters = [filters.cluster] if isinstance(filters.cluster, int) else filters.cluster
+        clauses.append(_one_of("cluster", clusters))
     if filters.ids is not None:
-        # Validated ints, written back by int(): nothing from the request reaches the SQL as text.
-        wanted = sorted({int(row_id) for row_id in filters.ids if 0 <= row_id <= INT64_MAX})
-        clauses.append(f"id IN ({', '.join(map(str, wanted))})" if wanted else "FALSE")
+        clauses.append(_one_of("id", [row_id for row_id in filters.ids if 0 <= row_id <= INT64_MAX]))
     return " AND ".join(clauses) if clauses else None
